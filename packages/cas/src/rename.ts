@@ -1,0 +1,48 @@
+import { lstat, rename } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Error codes that Windows returns while antivirus, indexers or backup tools hold a file open briefly. */
+const TRANSIENT_WINDOWS_CODES = new Set(["EPERM", "EACCES", "EBUSY"]);
+
+/** Sleeps between attempts, growing, about one second in all (Go's robustio retries ~2 s, pnpm ~60 s). */
+const RETRY_DELAYS_MS = [10, 20, 40, 80, 160, 300, 400];
+
+/**
+ * Renames the directory `from` onto `to`, as `fs.rename` does, and throws its error when it fails.
+ *
+ * On Windows only, an EPERM/EACCES/EBUSY failure is retried with growing sleeps (about one second in all)
+ * while `to` does not exist: those codes are then transient locks. When `to` exists, the same codes mean
+ * the slot is taken (a lost race, which Windows reports as EPERM), so the error is thrown at once and the
+ * caller's `adopt` decides, instead of making every race loser wait a second.
+ */
+export async function renameDirectory(
+  from: string,
+  to: string,
+  platform: NodeJS.Platform = process.platform,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(from, to);
+      return;
+    } catch (error) {
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (platform !== "win32" || delay === undefined || !isTransientWindowsError(error)) throw error;
+      if (await exists(to)) throw error;
+      await sleep(delay);
+    }
+  }
+}
+
+function isTransientWindowsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && TRANSIENT_WINDOWS_CODES.has(code);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
