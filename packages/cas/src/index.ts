@@ -2,3 +2,4 @@ export { StageError, type StagePhase } from "./errors.js";
 export { type BuildContext, type StageOptions, type StageResult, stage } from "./stage.js";
 export { type SweepStaleTempsOptions, sweepStaleTemps } from "./sweep.js";
 export { isStageTempName } from "./temp-name.js";
+export { defaultCacheDir } from "./cache-dir.js";
