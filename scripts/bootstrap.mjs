@@ -44,7 +44,16 @@ if (!existsSync(join(pnpmBin, "pnpm"))) {
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   const status = run(
     npm,
-    ["install", "--prefix", toolsDir, "--no-save", "--no-audit", "--no-fund", "--loglevel=error", `pnpm@${pnpmVersion}`],
+    [
+      "install",
+      "--prefix",
+      toolsDir,
+      "--no-save",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      `pnpm@${pnpmVersion}`,
+    ],
     { shell: process.platform === "win32" },
   );
   if (status !== 0) fail(`could not install pnpm ${pnpmVersion} with npm (exit ${status})`);

@@ -22,9 +22,13 @@ export interface SweepStaleTempsOptions {
  *
  * Throws the filesystem error (with its `code`) when `parent` cannot be read or a temp dir cannot be removed.
  */
-export async function sweepStaleTemps(parent: string, options: SweepStaleTempsOptions = {}): Promise<string[]> {
+export async function sweepStaleTemps(
+  parent: string,
+  options: SweepStaleTempsOptions = {},
+): Promise<string[]> {
   const olderThanMs = options.olderThanMs ?? DAY_MS;
-  if (!(olderThanMs >= 0)) throw new RangeError(`sweepStaleTemps: olderThanMs must be >= 0, got ${olderThanMs}`);
+  if (!(olderThanMs >= 0))
+    throw new RangeError(`sweepStaleTemps: olderThanMs must be >= 0, got ${olderThanMs}`);
 
   let entries: Dirent[];
   try {

@@ -1,0 +1,40 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { tempDir, tempsIn } from "./fixtures.js";
+import { isCompleteTree, startWorker } from "./processes.js";
+
+const WORKERS = 8;
+const SLOTS = 40;
+const FILES = 12;
+
+describe("stage across processes", () => {
+  it(`lets exactly one of ${WORKERS} racing processes build each slot and the rest adopt it`, async () => {
+    const parent = await tempDir();
+    const go = join(await tempDir(), "go");
+    const slots = Array.from({ length: SLOTS }, (_, i) => `slot-${i}`);
+    const workers = Array.from({ length: WORKERS }, () =>
+      startWorker([parent, slots.join(","), String(FILES), "0", go]),
+    );
+    await writeFile(go, "");
+    const signals = await Promise.all(workers.map((w) => w.exited));
+    expect(signals).toEqual(Array(WORKERS).fill(null));
+
+    const events = workers.flatMap((w) => w.events).filter((e) => e.event !== "building");
+    expect(events.filter((e) => e.event === "error")).toEqual([]);
+    expect(events).toHaveLength(WORKERS * SLOTS);
+    for (const slot of slots) {
+      const forSlot = events.filter((e) => e.slot === slot);
+      expect(
+        forSlot.filter((e) => e.adopted === false),
+        slot,
+      ).toHaveLength(1);
+      expect(
+        forSlot.filter((e) => e.adopted === true),
+        slot,
+      ).toHaveLength(WORKERS - 1);
+      expect(await isCompleteTree(join(parent, slot), slot, FILES), slot).toBe(true);
+    }
+    expect(await tempsIn(parent)).toEqual([]);
+  });
+});
