@@ -1,0 +1,129 @@
+import { lstat, mkdir, mkdtemp, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stage } from "@cas-stage/cas";
+import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
+import { writeTree } from "./materialize.js";
+import { locateRepo } from "./repo.js";
+import { resolveBase } from "./resolve.js";
+
+export interface MaterializeOptions {
+  /** A directory (or file) inside a git working tree. */
+  path: string;
+  /** Explicit revision; otherwise the auto-detection ladder picks the merge-base. */
+  base?: string;
+  /** Persistent reuse under `<cacheRoot>/baselines/<commit>`; created when missing. */
+  cacheRoot?: string;
+  /** Called with the tree path of each submodule, which is skipped. Default: `process.emitWarning`. */
+  onSubmodule?: (path: string) => void;
+  /** Aborts the work; the promise rejects with `signal.reason` and nothing is left behind. */
+  signal?: AbortSignal;
+  /**
+   * Addition to the API of the issue: called after each file or symlink is written, with the count so far
+   * and the total. Not called on a cache hit.
+   */
+  onProgress?: (written: number, total: number) => void;
+}
+
+export interface BaselineResult {
+  /** Root of the materialized tree. */
+  dir: string;
+  /** Where `path` maps inside `dir`. */
+  pathOrig: string;
+  /** Full SHA of the baseline commit. */
+  commit: string;
+  /** First 7 characters of `commit`. */
+  rev: string;
+  /** How it was picked, e.g. `merge-base with origin/HEAD` or `explicit --base=v1.2`. */
+  source: string;
+  /** True when `dir` is a cache slot, which the caller must not delete or modify. */
+  persistent: boolean;
+  /** `hit`: the slot existed; `built`: this call made it; `adopted`: a concurrent call made it; `temp`: no cache. */
+  cache: "hit" | "built" | "adopted" | "temp";
+}
+
+/**
+ * Materializes the baseline tree of the repository holding `options.path` and says where `path` maps in it.
+ *
+ * The commit: `base` when given (locally, then as `origin/<base>`, then fetched from `origin` into a
+ * throwaway repository), otherwise the merge-base of HEAD with the upstream, origin/HEAD, origin/main or
+ * origin/master, the first that resolves. The user's repository is never changed: no ref, object, config,
+ * index or working-tree change.
+ *
+ * The tree holds the exact blob bytes, executable bits and symlinks of the commit, no submodules, and an
+ * empty `.git` marker directory at its root.
+ *
+ * With `cacheRoot`, the tree lives in the slot `<cacheRoot>/baselines/<commit>`: an existing slot is
+ * returned at once (`hit`, mtime touched, so pruning is least-recently-used); otherwise it is built beside
+ * the slot and renamed into place whole (`cas.stage`), so a reader never sees a partial slot, and of
+ * concurrent builders exactly one reports `built`, the others `adopted`. Without `cacheRoot` the tree goes
+ * to a fresh temp dir under the OS temp dir that the caller removes (`persistent: false`).
+ *
+ * Throws {@link BaselineError} with `code` `ENOPATH`, `ENOTGITREPO`, `EOUTSIDEREPO` (all before any
+ * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EWRITE`, `EGIT`; a
+ * `StageError` from `@cas-stage/cas` when the slot cannot be staged; `signal.reason` when aborted. On
+ * failure nothing is left behind: no temp dir, no staging dir, no throwaway repository.
+ */
+export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const location = await locateRepo(options.path, signal);
+  const resolved = await resolveBase(location, options.base, signal);
+  try {
+    const { commit } = resolved;
+    const described = { commit, rev: commit.slice(0, 7), source: resolved.source };
+    const onSubmodule = options.onSubmodule ?? warnAboutSubmodule;
+    const build = (target: string, buildSignal?: AbortSignal) =>
+      writeTree(resolved.objectsCwd, commit, target, {
+        onSubmodule,
+        onProgress: options.onProgress,
+        signal: buildSignal,
+      });
+    const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });
+
+    if (options.cacheRoot === undefined) {
+      const dir = await mkdtemp(join(tmpdir(), TEMP_BASELINE_PREFIX));
+      try {
+        await build(dir, signal);
+      } catch (error) {
+        await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+        throw error;
+      }
+      return { ...located(dir), ...described, persistent: false, cache: "temp" };
+    }
+
+    const slot = slotPath(options.cacheRoot, commit);
+    if (await isDirectory(slot)) {
+      // Touched so that pruning removes the least recently used slots; a failure here costs nothing.
+      const now = new Date();
+      await utimes(slot, now, now).catch(() => {});
+      return { ...located(slot), ...described, persistent: true, cache: "hit" };
+    }
+    const parent = baselinesDir(options.cacheRoot);
+    await mkdir(parent, { recursive: true });
+    const { adopted } = await stage({
+      parent,
+      final: slot,
+      tmpPrefix: "baseline staging",
+      finalizePrefix: "baseline finalize",
+      build: (staging, context) => build(staging, context.signal),
+      // The slot only ever appears by a whole-tree rename, so a directory there is complete.
+      adopt: () => isDirectory(slot),
+      ...(signal ? { signal } : {}),
+    });
+    return { ...located(slot), ...described, persistent: true, cache: adopted ? "adopted" : "built" };
+  } finally {
+    await resolved.release();
+  }
+}
+
+function warnAboutSubmodule(path: string): void {
+  process.emitWarning(`submodule ${path} is not materialized in the baseline`, {
+    type: "CasBaselineWarning",
+    code: "CAS_BASELINE_SUBMODULE",
+  });
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
