@@ -1,5 +1,4 @@
-import { close, open as openFd, write as writeFd } from "node:fs";
-import { mkdir, open, symlink } from "node:fs/promises";
+import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CatFileBatch } from "./cat-file.js";
 import { BaselineError, messageOf } from "./errors.js";
@@ -32,8 +31,10 @@ interface BlobEntry {
 
 /** Blobs up to this size are read whole and written in the background; larger ones are streamed. */
 const SMALL_BLOB = 256 * 1024;
-/** Writes in flight at once: enough to keep libuv's threads busy, and memory bounded (× SMALL_BLOB). */
-const WRITE_CONCURRENCY = 16;
+/** At most this many `git cat-file` processes read blobs at once… */
+const BLOB_READERS = 2;
+/** …and each gets at least this many blobs, since a process costs a few milliseconds to start. */
+const BLOBS_PER_READER = 500;
 const SLASH = Buffer.from("/");
 
 /**
@@ -59,29 +60,73 @@ export async function writeTree(
 ): Promise<void> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const queue = new TaskQueue(WRITE_CONCURRENCY);
-  let blobBatch: CatFileBatch | undefined;
+  const { dirs, blobs } = await readTrees(objectsCwd, commit, options.onSubmodule, signal);
+  const root = Buffer.from(target);
+  const absolute = (path: Buffer) => Buffer.concat([root, SLASH, path]);
+
+  guardWrite(".git", () => mkdirSync(join(target, ".git")));
+  for (const dir of dirs) {
+    if (dir.depth > 0 && dir.needed) guardWrite(dir.display, () => mkdirSync(absolute(dir.path)));
+  }
+
+  let written = 0;
+  const total = blobs.length;
+  const done = () => {
+    written++;
+    options.onProgress?.(written, total);
+  };
+  // Inflating objects is git's share of the work and the larger one: several cat-file processes, each
+  // given every n-th blob, keep more than one core busy. The first failure stops the others.
+  const stop = new AbortController();
+  const stopSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const readers = Math.max(1, Math.min(BLOB_READERS, Math.ceil(blobs.length / BLOBS_PER_READER)));
+  const shares = Array.from({ length: readers }, (_, r) => blobs.filter((_, i) => i % readers === r));
+  const symlinks: { path: Buffer; display: string; target: Buffer }[] = [];
+  const results = await Promise.allSettled(
+    shares.map((share) =>
+      writeBlobs(objectsCwd, share, absolute, symlinks, done, stopSignal).catch((error: unknown) => {
+        stop.abort(error);
+        throw error;
+      }),
+    ),
+  );
+  // The first real failure, not the abort it caused in the other readers.
+  const failure =
+    results.find((r) => r.status === "rejected" && r.reason !== stop.signal.reason) ??
+    results.find((r) => r.status === "rejected");
+  if (failure?.status === "rejected") throw failure.reason;
+  signal?.throwIfAborted();
+
+  // Last, so that no file or directory above could have been written through one of them.
+  for (const link of symlinks) {
+    signal?.throwIfAborted();
+    guardWrite(link.display, () => symlinkSync(link.target, absolute(link.path)));
+    done();
+  }
+}
+
+/**
+ * Streams `blobs` from one `git cat-file --batch` and writes the regular files; symlink targets are
+ * collected into `symlinks` for the caller to create last.
+ *
+ * The writes are synchronous syscalls made between reads of git's output: for thousands of small files,
+ * the thread pool's round trips cost more than the writes themselves, and the event loop is never held
+ * for longer than one pipe buffer's worth of files.
+ */
+async function writeBlobs(
+  objectsCwd: string,
+  blobs: BlobEntry[],
+  absolute: (path: Buffer) => Buffer,
+  symlinks: { path: Buffer; display: string; target: Buffer }[],
+  done: () => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const batch = new CatFileBatch(objectsCwd, { buffered: true, signal });
   try {
-    const { dirs, blobs } = await readTrees(objectsCwd, commit, options.onSubmodule, signal);
-    const root = Buffer.from(target);
-    const absolute = (path: Buffer) => Buffer.concat([root, SLASH, path]);
-
-    await guardWrite(".git", () => mkdir(join(target, ".git")));
-    await createDirectories(dirs, absolute);
-
     // Ask for every blob at once: git streams them back in this order while we write.
-    const batch = new CatFileBatch(objectsCwd, { buffered: true, signal });
-    blobBatch = batch;
     batch.request(blobs.map((blob) => blob.oid));
-    const total = blobs.length;
-    let written = 0;
-    const done = () => {
-      written++;
-      options.onProgress?.(written, total);
-    };
-    const symlinks: { path: Buffer; display: string; target: Buffer }[] = [];
     for (const blob of blobs) {
-      signal?.throwIfAborted();
+      signal.throwIfAborted();
       const header = await batch.readHeader();
       if (header.type !== "blob" || header.oid !== blob.oid) {
         throw new BaselineError(
@@ -101,31 +146,27 @@ export async function writeTree(
       const path = absolute(blob.path);
       if (header.size <= SMALL_BLOB) {
         const bytes = await batch.readBody(header.size);
-        await queue.add(() => guardWrite(blob.display, () => writeSmallFile(path, bytes, mode)).then(done));
+        guardWrite(blob.display, () => writeFileSync(path, bytes, { flag: "wx", mode }));
       } else {
-        await guardWrite(blob.display, async () => {
-          const handle = await open(path, "wx", mode);
-          try {
-            await batch.pipeBody(header.size, (chunk) => handle.write(chunk));
-          } finally {
-            await handle.close();
-          }
-        });
-        done();
+        // Large blobs flow through chunk by chunk, so memory does not grow with the blob.
+        const fd = guardWrite(blob.display, () => openSync(path, "wx", mode));
+        try {
+          await batch.pipeBody(header.size, async (chunk) => {
+            guardWrite(blob.display, () => writeAll(fd, chunk));
+          });
+        } finally {
+          closeSync(fd);
+        }
       }
-    }
-    await queue.drain();
-    // Last, so that no file or directory above could have been written through one of them.
-    for (const link of symlinks) {
-      signal?.throwIfAborted();
-      await guardWrite(link.display, () => symlink(link.target, absolute(link.path)));
       done();
     }
   } finally {
-    blobBatch?.close();
-    // No write may still be running when the caller removes the partial tree.
-    await queue.settle();
+    batch.close();
   }
+}
+
+function writeAll(fd: number, chunk: Buffer): void {
+  for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset);
 }
 
 /**
@@ -202,54 +243,10 @@ function markNeeded(dirs: DirNode[], index: number): void {
   }
 }
 
-/** Creates the needed directories level by level, each level's in parallel. */
-async function createDirectories(dirs: DirNode[], absolute: (path: Buffer) => Buffer): Promise<void> {
-  const queue = new TaskQueue(WRITE_CONCURRENCY);
-  let depth = 1;
-  for (const dir of dirs) {
-    if (dir.depth === 0 || !dir.needed) continue;
-    if (dir.depth !== depth) {
-      await queue.drain();
-      depth = dir.depth;
-    }
-    await queue.add(() => guardWrite(dir.display, () => mkdir(absolute(dir.path))));
-  }
-  await queue.drain();
-}
-
-/**
- * Creates a file exclusively and writes `bytes` into it with the callback API on a bare descriptor: for
- * thousands of small files it costs far less than fs/promises, whose FileHandle objects dominate here.
- */
-function writeSmallFile(path: Buffer, bytes: Buffer, mode: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    openFd(path, "wx", mode, (openError, fd) => {
-      if (openError) {
-        reject(openError);
-        return;
-      }
-      const finish = (error: unknown) => {
-        close(fd, (closeError) => (error || closeError ? reject(error ?? closeError) : resolve()));
-      };
-      const writeFrom = (offset: number) => {
-        if (offset >= bytes.length) {
-          finish(null);
-          return;
-        }
-        writeFd(fd, bytes, offset, bytes.length - offset, null, (writeError, count) => {
-          if (writeError) finish(writeError);
-          else writeFrom(offset + count);
-        });
-      };
-      writeFrom(0);
-    });
-  });
-}
-
 /** Runs a filesystem write, turning its failure into `EWRITE` naming the tree path. */
-async function guardWrite(display: string, write: () => Promise<unknown>): Promise<void> {
+function guardWrite<T>(display: string, write: () => T): T {
   try {
-    await write();
+    return write();
   } catch (error) {
     if (error instanceof BaselineError) throw error;
     const code = (error as { code?: unknown } | null)?.code;
@@ -260,53 +257,5 @@ async function guardWrite(display: string, write: () => Promise<unknown>): Promi
     throw new BaselineError("EWRITE", `cannot write ${display}${hint}: ${messageOf(error)}`, {
       cause: error,
     });
-  }
-}
-
-/** Runs at most `limit` tasks at once; the first failure is thrown by a later `add` or by `drain`. */
-class TaskQueue {
-  readonly #limit: number;
-  #active = 0;
-  #waiters: (() => void)[] = [];
-  #failed = false;
-  #failure: unknown;
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  async add(task: () => Promise<unknown>): Promise<void> {
-    while (this.#active >= this.#limit) await this.#slot();
-    this.#throwIfFailed();
-    this.#active++;
-    task()
-      .catch((error: unknown) => {
-        if (!this.#failed) {
-          this.#failed = true;
-          this.#failure = error;
-        }
-      })
-      .finally(() => {
-        this.#active--;
-        this.#waiters.shift()?.();
-      });
-  }
-
-  /** Waits for the running tasks, whatever their outcome. */
-  async settle(): Promise<void> {
-    while (this.#active > 0) await this.#slot();
-  }
-
-  async drain(): Promise<void> {
-    while (this.#active > 0) await this.#slot();
-    this.#throwIfFailed();
-  }
-
-  #slot(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  #throwIfFailed(): void {
-    if (this.#failed) throw this.#failure;
   }
 }
