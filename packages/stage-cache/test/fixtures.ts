@@ -1,0 +1,77 @@
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterEach } from "vitest";
+
+const made: string[] = [];
+
+/** A fresh temp dir, removed after the current test. */
+export function tempDir(label = "stage-cache"): string {
+  const dir = mkdtempSync(join(tmpdir(), `${label}-`));
+  made.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes files (`rel` → content, or `[content, mode]`) under `root`, making parent directories. */
+export function writeTree(
+  root: string,
+  files: Record<string, string | Buffer | [string | Buffer, number]>,
+): string {
+  for (const [rel, spec] of Object.entries(files)) {
+    const path = join(root, rel);
+    mkdirSync(dirname(path), { recursive: true });
+    const [content, mode] = Array.isArray(spec) ? spec : [spec, undefined];
+    writeFileSync(path, content);
+    if (mode !== undefined) chmodSync(path, mode);
+  }
+  return root;
+}
+
+/** Every regular file under `root` (following nothing), as `rel` → sha256 of content; dirs as `rel/` → "dir". */
+export function readTree(root: string, options: { withModes?: boolean; skipSentinel?: boolean } = {}) {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+      if (options.skipSentinel && childRel === ".cas-stage-complete") continue;
+      const path = join(root, childRel);
+      if (entry.isDirectory()) {
+        out[`${childRel}/`] = "dir";
+        walk(childRel);
+      } else if (entry.isFile()) {
+        const digest = createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 16);
+        out[childRel] = options.withModes ? `${digest} ${(statSync(path).mode & 0o777).toString(8)}` : digest;
+      } else {
+        out[childRel] = "other";
+      }
+    }
+  };
+  walk("");
+  return out;
+}
+
+/** A small nested source tree with a few sizes. */
+export function sampleTree(root: string, seed = "x"): string {
+  return writeTree(root, {
+    "README.md": `# sample ${seed}\n`,
+    ".env": `SECRET=${seed}\n`,
+    "bin/run.sh": [`#!/bin/sh\necho ${seed}\n`, 0o755],
+    "src/a/b/c.txt": `deep ${seed}`,
+    "src/big.bin": Buffer.alloc(200_000, seed),
+    "src/empty.txt": "",
+  });
+}
