@@ -93,10 +93,10 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
     }
 
     const slot = slotPath(options.cacheRoot, commit);
-    if (await isDirectory(slot)) {
-      // Touched so that pruning removes the least recently used slots; a failure here costs nothing.
-      const now = new Date();
-      await utimes(slot, now, now).catch(() => {});
+    // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it re-reads
+    // the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot pruned just
+    // before the touch is simply a miss.
+    if (await touchDirectory(slot)) {
       return { ...located(slot), ...described, persistent: true, cache: "hit" };
     }
     const parent = baselinesDir(options.cacheRoot);
@@ -106,7 +106,11 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
       final: slot,
       tmpPrefix: "baseline staging",
       finalizePrefix: "baseline finalize",
-      build: (staging, context) => build(staging, context.signal),
+      build: async (staging, context) => {
+        await build(staging, context.signal);
+        // The slot's mtime is its last use: make it the moment of publication, not of the first mkdir.
+        await touchDirectory(staging);
+      },
       // The slot only ever appears by a whole-tree rename, so a directory there is complete.
       adopt: () => isDirectory(slot),
       ...(signal ? { signal } : {}),
@@ -122,6 +126,17 @@ function warnAboutSubmodule(path: string): void {
     type: "CasBaselineWarning",
     code: "CAS_BASELINE_SUBMODULE",
   });
+}
+
+/** Sets a directory's mtime to now; false when there is no directory at `path`. */
+async function touchDirectory(path: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await utimes(path, now, now);
+  } catch {
+    return false;
+  }
+  return isDirectory(path);
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -49,6 +49,18 @@ export async function pruneBaselines(cacheRoot: string, options: { olderThanMs: 
       if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
       throw error;
     }
+    // A hit may have touched the slot between the lstat and the rename: put such a slot back. When the
+    // slot was rebuilt meanwhile, the rename back fails and the trash goes.
+    const moved = await lstat(trash).catch(() => undefined);
+    if (
+      moved &&
+      moved.mtimeMs > cutoff &&
+      (await rename(trash, path).then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue;
     await rm(trash, { recursive: true, force: true, maxRetries: 3 });
     removed.push(path);
   }
