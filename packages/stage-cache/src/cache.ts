@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { stage as casStage, defaultCacheDir, StageError, sweepStaleTemps } from "@cas-stage/cas";
 import { copyTree, type StageProgress } from "./copy.js";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
-import { Evictor, removeAbandonedTrash, type SweepResult } from "./evict.js";
+import { Evictor, removeAbandonedTrash, type SweepResult, TRASH_GRACE_MS } from "./evict.js";
 import { assertFingerprint, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import { sourceRoot, type WalkOptions } from "./walk.js";
 
@@ -14,7 +14,11 @@ export interface StageCacheOptions {
   maxBytes?: number;
   /** Eviction never removes an entry used more recently than this. Default 10 minutes. */
   minAgeMs?: number;
-  /** Scratch copies and stage temps older than this are debris that `open()` removes. Default 24 hours. */
+  /**
+   * Scratch copies and stage temps older than this are debris that `open()` removes. Default 24 hours.
+   * Trash of an interrupted eviction is removed after at most a minute, or after this when shorter: 0 removes
+   * all debris at once, for use when no other process can be using the cache.
+   */
   staleAfterMs?: number;
   /** Copy files behind symlinks that resolve outside the source root. Default false (skip and warn). */
   followExternalSymlinks?: boolean;
@@ -115,9 +119,11 @@ export class StageCache {
       onWarning(`could not remove stale stage temps: ${messageOf(error)}`, layout.stagingDir);
     });
     await removeStaleScratch(layout, staleAfterMs, onWarning);
-    await removeAbandonedTrash(layout, onWarning).catch((error: unknown) => {
-      onWarning(`could not remove trash: ${messageOf(error)}`, layout.trashDir);
-    });
+    await removeAbandonedTrash(layout, onWarning, Math.min(TRASH_GRACE_MS, staleAfterMs)).catch(
+      (error: unknown) => {
+        onWarning(`could not remove trash: ${messageOf(error)}`, layout.trashDir);
+      },
+    );
     return new StageCache(layout, {
       maxBytes,
       minAgeMs,

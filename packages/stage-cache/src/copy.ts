@@ -69,6 +69,8 @@ function copyError(path: string, cause: unknown): StageCacheError {
   const hint =
     code === "EACCES" || code === "EPERM"
       ? "make the file readable, or move it into a dot-directory or node_modules (which are not copied)"
-      : "check the file and the cache directory, then retry";
+      : code === "ENOENT"
+        ? "it disappeared while being copied: the source changed during the stage; retry once it is stable"
+        : "check the file and the cache directory, then retry";
   return new StageCacheError(code, `cannot copy ${path}: ${messageOf(cause)}; ${hint}`, { path, cause });
 }

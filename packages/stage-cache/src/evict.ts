@@ -239,12 +239,16 @@ export class Evictor {
   }
 }
 
-/** Removes trash that no evictor can still restore: older than {@link TRASH_GRACE_MS}, or not ours. */
+/**
+ * Removes trash that no evictor can still restore: older than `graceMs` (default {@link TRASH_GRACE_MS}),
+ * or not ours. A shorter grace is for callers that know no evictor is running (`staleAfterMs: 0`).
+ */
 export async function removeAbandonedTrash(
   layout: Layout,
   onWarning: (message: string, path: string) => void,
+  graceMs = TRASH_GRACE_MS,
 ): Promise<void> {
-  const cutoff = Date.now() - TRASH_GRACE_MS;
+  const cutoff = Date.now() - graceMs;
   for (const entry of await readdirOrEmpty(layout.trashDir)) {
     const createdAt = trashCreatedAt(entry.name);
     if (createdAt !== undefined && createdAt > cutoff) continue;

@@ -173,6 +173,17 @@ describe("StageCache.open", () => {
     await cache.close();
   });
 
+  it("removes all debris, young trash included, with staleAfterMs: 0", async () => {
+    const root = join(tempDir("root"), "cache");
+    const freshTemp = join(root, ".staging", "abd.tmp.AbC123");
+    const freshTrash = join(root, ".trash", `abc.${Date.now().toString(36)}.0123456789ab`);
+    for (const dir of [freshTemp, freshTrash]) writeTree(dir, { f: "x" });
+    const cache = await StageCache.open({ root, staleAfterMs: 0 });
+    expect(readdirSync(join(root, ".staging"))).toEqual([]);
+    expect(readdirSync(join(root, ".trash"))).toEqual([]);
+    await cache.close();
+  });
+
   it("fails with a code when the root cannot be created", async () => {
     const file = join(tempDir("root"), "a-file");
     writeFileSync(file, "");

@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
@@ -95,16 +96,51 @@ describe("what a stage copies", () => {
     expect(Object.keys(readTree(path, { skipSentinel: true })).sort()).toEqual(["a/", "a/file"]);
   });
 
-  it("fails on an unreadable file, naming it, and leaves nothing behind (skipped as root: root reads anything)", async (context) => {
-    if (process.getuid?.() === 0) {
-      // chmod 000 does not stop root; faults.test.ts covers this path by fault injection.
-      context.skip();
-    }
+  it("fails on an unreadable file with EACCES, naming it, and leaves nothing behind", async () => {
     const source = writeTree(tempDir("src"), { "ok.txt": "ok", "secret.txt": ["x", 0o000] });
     const root = join(tempDir("root"), "cache");
-    const cache = await StageCache.open({ root });
-    await expect(cache.stage(source, "unreadable")).rejects.toMatchObject({ code: "EACCES" });
+    // Root reads anything, so as root the stage runs in a child process as the unprivileged user nobody:
+    // the kernel's own EACCES either way, not a mock.
+    const outcome = process.getuid?.() === 0 ? stageAsNobody(source, root) : await stageHere(source, root);
+    expect(outcome).toMatchObject({ code: "EACCES", path: join(source, "secret.txt") });
+    expect(outcome.message).toMatch(/cannot copy .*secret\.txt: .*make the file readable/);
     expect(existsSync(join(root, "un"))).toBe(false);
-    await cache.close();
+    expect(readdirSync(join(root, ".staging"))).toEqual([]);
   });
 });
+
+interface StageFailure {
+  code?: string;
+  path?: string;
+  message: string;
+}
+
+async function stageHere(source: string, root: string): Promise<StageFailure> {
+  const cache = await StageCache.open({ root });
+  try {
+    await cache.stage(source, "unreadable");
+    return { message: "staged" };
+  } catch (error) {
+    const { code, path, message } = error as StageFailure;
+    return { code, path, message };
+  } finally {
+    await cache.close();
+  }
+}
+
+function stageAsNobody(source: string, root: string): StageFailure {
+  for (const dir of [dirname(source), source, dirname(root)]) chmodSync(dir, 0o777);
+  const entry = pathToFileURL(join(import.meta.dirname, "..", "dist", "index.js")).href;
+  const script = `
+    const { StageCache } = await import(${JSON.stringify(entry)});
+    const cache = await StageCache.open({ root: ${JSON.stringify(root)} });
+    try { await cache.stage(${JSON.stringify(source)}, "unreadable"); console.log(JSON.stringify({ message: "staged" })); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, path: e.path, message: e.message })); }
+    finally { await cache.close(); }`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    uid: 65534,
+    gid: 65534,
+    encoding: "utf8",
+  });
+  return JSON.parse(out) as StageFailure;
+}
