@@ -3,11 +3,13 @@
 // call time and the peak RSS of a cold materialization in a fresh process.
 //
 //   node bench/materialize.bench.mjs [--files 5000] [--mb 30] [--rounds 7] [--target DIR] [--repo PATH [--base REV]]
+//                                    [--json FILE]
 //
 // --repo benchmarks an existing repository (at --base, default HEAD) instead of a generated one; --keep
-// keeps the generated repository (its path is printed) for another run with --repo.
+// keeps the generated repository (its path is printed) for another run with --repo. --json also writes the
+// figures to FILE, for the root `npm run bench` report.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     repo: { type: "string" },
     base: { type: "string" },
     keep: { type: "boolean" },
+    json: { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
@@ -191,6 +194,26 @@ const baselineRss = spawnSync(process.execPath, ["-e", "console.log(process.reso
 console.log(
   `peak RSS of a cold materialization (fresh process): ${(Number(child.stdout) / 1024).toFixed(1)} MB (an empty node process: ${(Number(baselineRss.stdout) / 1024).toFixed(1)} MB)`,
 );
+
+if (values.json) {
+  const rss = (kb) => Number(kb) / 1024;
+  writeFileSync(
+    values.json,
+    JSON.stringify({
+      target,
+      filesystemType: statfsSync(scratch).type,
+      rounds,
+      files: fileCount,
+      megabytes: bytes / 1048576,
+      coldMs: ours,
+      archiveMs: median(timings["git archive | tar -x"]),
+      checkoutIndexMs: median(timings["git checkout-index (temp index)"]),
+      warmMs: median(warm),
+      peakRssMb: rss(child.stdout),
+      emptyNodeRssMb: rss(baselineRss.stdout),
+    }),
+  );
+}
 
 rmSync(scratch, { recursive: true, force: true });
 if (generated && !values.keep) rmSync(repo, { recursive: true, force: true });

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Measures the overhead of stage() over the bare mkdtemp + rename it wraps.
 //
-//   node bench/stage.bench.mjs [--target DIR] [--rounds N] [--ops N] [--json]
+//   node bench/stage.bench.mjs [--target DIR] [--rounds N] [--ops N] [--json FILE]
 //
 // Both sides do the same work per operation: make a temp dir next to a fresh slot, write one small file
 // into it, rename it onto the slot. The two are alternated round by round in one run, so the noisy disk
 // affects both alike; the ratio of their medians is the figure (goal: at most 1.15).
+import { statfsSync } from "node:fs";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ const { values } = parseArgs({
     target: { type: "string", default: tmpdir() },
     rounds: { type: "string", default: "15" },
     ops: { type: "string", default: "400" },
-    json: { type: "boolean", default: false },
+    json: { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
@@ -64,6 +65,7 @@ try {
 
 const result = {
   target: values.target,
+  filesystemType: statfsSync(values.target).type,
   rounds,
   opsPerRound: ops,
   bareMedianUs: median(samples.bare),
@@ -71,16 +73,13 @@ const result = {
 };
 result.ratio = result.stageMedianUs / result.bareMedianUs;
 result.goal = 1.15;
-if (values.json) {
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-} else {
-  process.stdout.write(
-    [
-      `stage() vs bare mkdtemp+rename on ${values.target} (${rounds} rounds x ${ops} ops, alternating)`,
-      `  bare mkdtemp + write + rename: ${result.bareMedianUs.toFixed(1)} µs/op (median)`,
-      `  stage() with the same build:   ${result.stageMedianUs.toFixed(1)} µs/op (median)`,
-      `  ratio: ${result.ratio.toFixed(3)} (goal <= ${result.goal}) ${result.ratio <= result.goal ? "OK" : "OVER GOAL"}`,
-      "",
-    ].join("\n"),
-  );
-}
+if (values.json) await writeFile(values.json, JSON.stringify(result));
+process.stdout.write(
+  [
+    `stage() vs bare mkdtemp+rename on ${values.target} (${rounds} rounds x ${ops} ops, alternating)`,
+    `  bare mkdtemp + write + rename: ${result.bareMedianUs.toFixed(1)} µs/op (median)`,
+    `  stage() with the same build:   ${result.stageMedianUs.toFixed(1)} µs/op (median)`,
+    `  ratio: ${result.ratio.toFixed(3)} (goal <= ${result.goal}) ${result.ratio <= result.goal ? "OK" : "OVER GOAL"}`,
+    "",
+  ].join("\n"),
+);

@@ -1,13 +1,14 @@
 // Benchmark of @cas-stage/stage-cache against what a user would otherwise run.
 //
-//   pnpm bench [--files 10000] [--mb 100] [--target /dev/shm] [--rounds 5]
+//   pnpm bench [--files 10000] [--mb 100] [--target /dev/shm] [--rounds 5] [--json FILE]
 //
 // Generates a nested tree of mixed file sizes under --target, then alternates in one run (so disk noise
 // hits every contender alike): a cold stage vs `cp -a` vs Node's fs.cp(recursive); a warm hit in a new
 // StageCache; a repeated hit in the same one; fingerprintTree vs `sha256sum` over the same files.
-// Prints medians and the ratios against the goals of the issue. Needs a build (dist/).
+// Prints medians and the ratios against the goals of the issue (--json also writes them to FILE, for the
+// root `npm run bench` report). Needs a build (dist/).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { cp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     mb: { type: "string", default: "100" },
     target: { type: "string", default: tmpdir() },
     rounds: { type: "string", default: "5" },
+    json: { type: "string" },
   },
 });
 const files = Number(values.files);
@@ -67,15 +69,22 @@ generate();
 const t = { stage: [], cpA: [], fsCp: [], warm: [], repeated: [], fingerprint: [], sha256sum: [] };
 for (let round = 0; round < rounds; round++) {
   const root = fresh("cache");
-  let cache = await StageCache.open({ root });
-  t.stage.push(await time(() => cache.stage(source, "bench")));
-  await cache.close();
   const cpTarget = fresh("cp-a");
-  t.cpA.push(await time(() => execFileSync("cp", ["-a", source, cpTarget])));
   const fsTarget = fresh("fs-cp");
-  t.fsCp.push(await time(() => cp(source, fsTarget, { recursive: true })));
+  const copiers = [
+    async () => {
+      const cache = await StageCache.open({ root });
+      t.stage.push(await time(() => cache.stage(source, "bench")));
+      await cache.close();
+    },
+    async () => t.cpA.push(await time(() => execFileSync("cp", ["-a", source, cpTarget]))),
+    async () => t.fsCp.push(await time(() => cp(source, fsTarget, { recursive: true }))),
+  ];
+  // Rotate the order each round, so no contender always copies right after another's writeback.
+  for (let k = 0; k < copiers.length; k++) await copiers[(round + k) % copiers.length]();
   rmSync(cpTarget, { recursive: true, force: true });
   rmSync(fsTarget, { recursive: true, force: true });
+  let cache;
 
   for (let i = 0; i < 20; i++) {
     cache = await StageCache.open({ root });
@@ -119,4 +128,23 @@ console.log(
 console.log(
   `fingerprintTree     ${ms(m.fingerprint)}   sha256sum ${ms(m.sha256sum)}   throughput ratio = ${(m.sha256sum / m.fingerprint).toFixed(2)}x (goal >= 0.8x: ${verdict(m.sha256sum / m.fingerprint >= 0.8)})`,
 );
+if (values.json) {
+  writeFileSync(
+    values.json,
+    JSON.stringify({
+      target: values.target,
+      filesystemType: statfsSync(work).type,
+      rounds,
+      files,
+      megabytes,
+      coldMs: m.stage,
+      cpAMs: m.cpA,
+      fsCpMs: m.fsCp,
+      warmHitMs: m.warm,
+      repeatedHitUs: m.repeated * 1000,
+      fingerprintMs: m.fingerprint,
+      sha256sumMs: m.sha256sum,
+    }),
+  );
+}
 rmSync(work, { recursive: true, force: true });
