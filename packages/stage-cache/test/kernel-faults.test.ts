@@ -1,0 +1,52 @@
+// ENOSPC from a real kernel: the cache root is a tiny tmpfs mounted for the test. Needs root (mount); on a
+// machine that cannot mount, the test is skipped and says why.
+import { execFileSync } from "node:child_process";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { StageCache } from "../src/index.js";
+import { tempDir, writeTree } from "./fixtures.js";
+
+function canMount(): string | undefined {
+  if (process.platform !== "linux" || process.getuid?.() !== 0) return "needs root on Linux to mount a tmpfs";
+  const dir = tempDir("probe");
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" });
+    execFileSync("umount", [dir], { stdio: "ignore" });
+    return undefined;
+  } catch {
+    return "mount -t tmpfs was refused here";
+  }
+}
+
+const cannotMount = canMount();
+if (cannotMount) console.warn(`ENOSPC test skipped: ${cannotMount}`);
+const mounted: string[] = [];
+afterEach(() => {
+  for (const dir of mounted.splice(0)) execFileSync("umount", ["-l", dir]);
+});
+
+describe.skipIf(cannotMount !== undefined)("a full filesystem", () => {
+  it("fails a stage with ENOSPC, leaves no temp and no slot, and the same cache works once space is freed", async () => {
+    const root = tempDir("tmpfs-root");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", root]);
+    mounted.push(root);
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 20; i++) files[`d${i % 4}/f${i}.txt`] = "x".repeat(20_000);
+    const source = writeTree(tempDir("src"), files); // about 400 KB
+    const cache = await StageCache.open({ root });
+    const blocker = join(root, "blocker");
+    writeFileSync(blocker, Buffer.alloc(800 * 1024)); // leaves less room than the tree needs
+
+    const error = await cache.stage(source, "fills-the-disk").catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "StageCacheError", code: "ENOSPC" });
+    expect((error as Error).message).toMatch(/no space left on device/i);
+    expect(readdirSync(join(root, ".staging"))).toEqual([]);
+    expect(readdirSync(root).sort()).toEqual([".scratch", ".staging", ".trash", "blocker"]);
+
+    rmSync(blocker);
+    const path = await cache.stage(source, "fills-the-disk");
+    expect(readdirSync(join(path, "d0")).length).toBe(5);
+    await cache.close();
+  });
+});
