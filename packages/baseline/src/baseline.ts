@@ -60,9 +60,10 @@ export interface BaselineResult {
  * to a fresh temp dir under the OS temp dir that the caller removes (`persistent: false`).
  *
  * Throws {@link BaselineError} with `code` `ENOPATH`, `ENOTGITREPO`, `EOUTSIDEREPO` (all before any
- * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EWRITE`, `EGIT`; a
- * `StageError` from `@cas-stage/cas` when the slot cannot be staged; `signal.reason` when aborted. On
- * failure nothing is left behind: no temp dir, no staging dir, no throwaway repository.
+ * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EGIT`, or the
+ * filesystem's code for a refused write (`ENOSPC`, `EACCES`, …); a `StageError` from `@cas-stage/cas` when
+ * the slot cannot be staged; `signal.reason` when aborted. On failure nothing is left behind: no temp dir,
+ * no staging dir, no throwaway repository.
  */
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;

@@ -10,8 +10,8 @@
  * - `ESHALLOW`: the repository is a shallow clone, where a merge-base cannot be trusted.
  * - `EUNKNOWNBASE`: an explicit base resolved neither locally, nor as `origin/<base>`, nor by fetching it.
  * - `EBADTREE`: the commit's tree holds an entry that cannot be written safely (a hostile or corrupt tree).
- * - `EWRITE`: the filesystem refused a write (disk full, permissions, or two entries that collide on a
- *   case-insensitive filesystem); the errno code is on `cause`.
+ * - a filesystem's own code (`ENOSPC`, `EACCES`, `EROFS`, `EEXIST` for two entries that collide on a
+ *   case-insensitive filesystem, …) when the filesystem refused a write; `EWRITE` if it gave none.
  * - `EGIT`: a git command failed for another reason (its message is kept in `cause`).
  */
 export type BaselineErrorCode =
@@ -24,7 +24,9 @@ export type BaselineErrorCode =
   | "EUNKNOWNBASE"
   | "EBADTREE"
   | "EWRITE"
-  | "EGIT";
+  | "EGIT"
+  // A filesystem's errno code, such as "ENOSPC"; the `string & {}` keeps the named codes in completions.
+  | (string & {});
 
 /**
  * The error every function of this package throws for a failure it recognises. `message` says what failed,

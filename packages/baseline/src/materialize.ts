@@ -48,7 +48,7 @@ const SLASH = Buffer.from("/");
  * anything is written; files are opened exclusively (`wx`), and symlinks are created only after every
  * file and directory, so no write can pass through a symlink or land outside `target`.
  *
- * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, `EWRITE` when the filesystem
+ * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write, `EGIT` when git fails; `signal.reason` when aborted. On failure `target` holds a partial
  * tree that the caller removes (the staging directory of `cas.stage`, or the temp dir).
  */
@@ -243,18 +243,25 @@ function markNeeded(dirs: DirNode[], index: number): void {
   }
 }
 
-/** Runs a filesystem write, turning its failure into `EWRITE` naming the tree path. */
+/** Runs a filesystem write, turning its failure into a BaselineError with the errno code, naming the tree path. */
 function guardWrite<T>(display: string, write: () => T): T {
   try {
     return write();
   } catch (error) {
     if (error instanceof BaselineError) throw error;
     const code = (error as { code?: unknown } | null)?.code;
+    const errno = typeof code === "string" ? code : "EWRITE";
     const hint =
-      code === "EEXIST"
+      errno === "EEXIST"
         ? " (two tree entries map to one file name, as happens on a case-insensitive filesystem)"
         : "";
-    throw new BaselineError("EWRITE", `cannot write ${display}${hint}: ${messageOf(error)}`, {
+    const advice =
+      errno === "ENOSPC" || errno === "EDQUOT"
+        ? "; free space on that filesystem or use another cache directory"
+        : errno === "EACCES" || errno === "EPERM" || errno === "EROFS"
+          ? "; the cache directory (or the OS temp dir without a cache) must be writable"
+          : "";
+    throw new BaselineError(errno, `cannot write ${display}${hint}: ${messageOf(error)}${advice}`, {
       cause: error,
     });
   }
