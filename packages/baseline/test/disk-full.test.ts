@@ -43,7 +43,7 @@ describe.skipIf(whyNot !== undefined)("a full filesystem", () => {
     );
     expect(error).toMatchObject({ name: "BaselineError", code: "ENOSPC" });
     expect((error as Error).message).toMatch(
-      /^cannot write dir\d\/file\d+\.txt: ENOSPC: no space left on device/,
+      /^cannot write dir\d\/file\d+\.txt: ENOSPC: no space left on device.*; free space on that filesystem/,
     );
     expect(readdirSync(join(cacheRoot, "baselines"))).toEqual([]);
 
