@@ -129,18 +129,18 @@ async function stageHere(source: string, root: string): Promise<StageFailure> {
 }
 
 function stageAsNobody(source: string, root: string): StageFailure {
-  for (const dir of [dirname(source), source, dirname(root)]) chmodSync(dir, 0o777);
+  // Only the test's own temp dirs are opened up; the child loads the package as root (the checkout may not
+  // be readable by nobody), then drops to nobody before it stages.
+  for (const dir of [source, dirname(root)]) chmodSync(dir, 0o777);
   const entry = pathToFileURL(join(import.meta.dirname, "..", "dist", "index.js")).href;
   const script = `
     const { StageCache } = await import(${JSON.stringify(entry)});
+    process.setgid(65534);
+    process.setuid(65534);
     const cache = await StageCache.open({ root: ${JSON.stringify(root)} });
     try { await cache.stage(${JSON.stringify(source)}, "unreadable"); console.log(JSON.stringify({ message: "staged" })); }
     catch (e) { console.log(JSON.stringify({ code: e.code, path: e.path, message: e.message })); }
     finally { await cache.close(); }`;
-  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
-    uid: 65534,
-    gid: 65534,
-    encoding: "utf8",
-  });
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
   return JSON.parse(out) as StageFailure;
 }
