@@ -1,39 +1,26 @@
 // ENOSPC from a real kernel: the cache root is a tiny tmpfs mounted for the test. Needs root (mount); on a
-// machine that cannot mount, the test is skipped and says why.
-import { execFileSync } from "node:child_process";
+// machine that cannot mount, the test is skipped and says why. The mount helpers are shared with cas.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { kernelFaults, mountTmpfs, unmount } from "../../cas/test/kernel.js";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
 
-function cannotMount(): string | undefined {
-  if (process.platform !== "linux" || process.getuid?.() !== 0) return "needs root on Linux to mount a tmpfs";
-  const dir = makeTempDir("probe");
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" });
-    execFileSync("umount", [dir], { stdio: "ignore" });
-    return undefined;
-  } catch {
-    return "mount -t tmpfs was refused here";
-  }
-}
-
-const whyNot = cannotMount();
-if (whyNot) console.warn(`ENOSPC test skipped: ${whyNot}`);
+if (!kernelFaults.ok) console.warn(`ENOSPC test skipped: ${kernelFaults.why}`);
 const mounted: string[] = [];
 afterEach(() => {
-  for (const dir of mounted.splice(0)) execFileSync("umount", ["-l", dir]);
+  for (const dir of mounted.splice(0)) unmount(dir);
   removeTempDirs();
 });
 
-describe.skipIf(whyNot !== undefined)("a full filesystem", () => {
+describe.skipIf(!kernelFaults.ok)("a full filesystem", () => {
   it("fails with ENOSPC naming the file, leaves no slot or staging dir, and works once space is freed", async () => {
     const repo = gitRepo();
     for (let i = 0; i < 20; i++) repo.write(`dir${i % 4}/file${i}.txt`, `${i}`.repeat(20_000));
     const commit = repo.commit("about 400 KB of files");
     const cacheRoot = makeTempDir("tmpfs-cache");
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", cacheRoot]);
+    mountTmpfs(cacheRoot, "1m");
     mounted.push(cacheRoot);
     const blocker = join(cacheRoot, "blocker");
     writeFileSync(blocker, Buffer.alloc(800 * 1024));

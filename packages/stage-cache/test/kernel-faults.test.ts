@@ -1,35 +1,22 @@
 // ENOSPC from a real kernel: the cache root is a tiny tmpfs mounted for the test. Needs root (mount); on a
-// machine that cannot mount, the test is skipped and says why.
-import { execFileSync } from "node:child_process";
+// machine that cannot mount, the test is skipped and says why. The mount helpers are shared with cas.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { kernelFaults, mountTmpfs, unmount } from "../../cas/test/kernel.js";
 import { StageCache } from "../src/index.js";
 import { tempDir, writeTree } from "./fixtures.js";
 
-function canMount(): string | undefined {
-  if (process.platform !== "linux" || process.getuid?.() !== 0) return "needs root on Linux to mount a tmpfs";
-  const dir = tempDir("probe");
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" });
-    execFileSync("umount", [dir], { stdio: "ignore" });
-    return undefined;
-  } catch {
-    return "mount -t tmpfs was refused here";
-  }
-}
-
-const cannotMount = canMount();
-if (cannotMount) console.warn(`ENOSPC test skipped: ${cannotMount}`);
+if (!kernelFaults.ok) console.warn(`ENOSPC test skipped: ${kernelFaults.why}`);
 const mounted: string[] = [];
 afterEach(() => {
-  for (const dir of mounted.splice(0)) execFileSync("umount", ["-l", dir]);
+  for (const dir of mounted.splice(0)) unmount(dir);
 });
 
-describe.skipIf(cannotMount !== undefined)("a full filesystem", () => {
+describe.skipIf(!kernelFaults.ok)("a full filesystem", () => {
   it("fails a stage with ENOSPC, leaves no temp and no slot, and the same cache works once space is freed", async () => {
     const root = tempDir("tmpfs-root");
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", root]);
+    mountTmpfs(root, "1m");
     mounted.push(root);
     const files: Record<string, string> = {};
     for (let i = 0; i < 20; i++) files[`d${i % 4}/f${i}.txt`] = "x".repeat(20_000);
