@@ -36,7 +36,7 @@ Options:
   --follow-external-symlinks  copy files behind symlinks that leave <dir> (skipped with a warning otherwise)
   --cache-dir <dir>           cache root
   -h, --help                  show this help`,
-  sweep: `Usage: ${NAME} sweep [--max-size <size>] [options]
+  sweep: `Usage: ${NAME} sweep [--max-size <size>] [--json] [options]
 
 Removes complete entries, least recently used first, until the cache holds at most <size>. Entries used
 within --min-age are never removed. Without --max-size, only reports the total.
@@ -44,6 +44,7 @@ within --min-age are never removed. Without --max-size, only reports the total.
 Options:
   --max-size <size>   e.g. 2GiB, 500MB, 1048576
   --min-age <time>    e.g. 10m (default), 30s, 0
+  --json              print {removed, freedBytes, totalBytes} as JSON
   --cache-dir <dir>   cache root
   -h, --help          show this help`,
   ls: `Usage: ${NAME} ls [--json] [options]
@@ -140,7 +141,12 @@ function progressReporter() {
 async function sweepCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
-    options: { ...common, "max-size": { type: "string" }, "min-age": { type: "string" } },
+    options: {
+      ...common,
+      "max-size": { type: "string" },
+      "min-age": { type: "string" },
+      json: { type: "boolean" },
+    },
   });
   if (values.help) return void process.stdout.write(`${HELP.sweep}\n`);
   if (positionals.length > 0) throw new UsageError("sweep takes no arguments");
@@ -153,8 +159,11 @@ async function sweepCommand(args: string[]): Promise<void> {
   });
   try {
     const result = await cache.sweep();
+    if (values.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    const overCap = maxBytes > 0 && result.totalBytes > maxBytes;
     process.stdout.write(
-      `removed ${result.removed.length} entries, freed ${formatSize(result.freedBytes)}, ${formatSize(result.totalBytes)} remain\n`,
+      `removed ${result.removed.length} entries, freed ${formatSize(result.freedBytes)}, ${formatSize(result.totalBytes)} remain` +
+        `${overCap ? ` (over ${formatSize(maxBytes)}: the rest was used within --min-age ${values["min-age"] ?? "10m"})` : ""}\n`,
     );
   } finally {
     await cache.close();

@@ -36,6 +36,27 @@ describe("cas-stage-cache", () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it("sweep keeps recently used entries, says why, and reports JSON with --json", () => {
+    const cacheDir = join(tempDir("root"), "cache");
+    const path = run(
+      "stage",
+      sampleTree(tempDir("src")),
+      "--fingerprint",
+      "kept",
+      "--cache-dir",
+      cacheDir,
+    ).stdout.trim();
+    const kept = run("sweep", "--max-size", "1KiB", "--cache-dir", cacheDir);
+    expect(kept).toMatchObject({
+      status: 0,
+      stdout:
+        "removed 0 entries, freed 0 B, 195.4 KiB remain (over 1.00 KiB: the rest was used within --min-age 10m)\n",
+    });
+    const [entry] = JSON.parse(run("ls", "--json", "--cache-dir", cacheDir).stdout);
+    const swept = run("sweep", "--max-size", "1KiB", "--min-age", "0", "--json", "--cache-dir", cacheDir);
+    expect(JSON.parse(swept.stdout)).toEqual({ removed: [path], freedBytes: entry.bytes, totalBytes: 0 });
+  });
+
   it("stages with --auto under the tree's fingerprint", () => {
     const cacheDir = join(tempDir("root"), "cache");
     const one = run("stage", sampleTree(tempDir("a")), "--auto", "--cache-dir", cacheDir).stdout.trim();
