@@ -39,7 +39,10 @@ function fail(message) {
   process.exit(1);
 }
 
-if (!existsSync(join(pnpmBin, "pnpm"))) {
+// Run by the pinned pnpm itself (`pnpm test`): it is already on PATH, nothing to install.
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: this script runs before turbo, not as a turbo task.
+const runByPinnedPnpm = (process.env.npm_config_user_agent ?? "").startsWith(`pnpm/${pnpmVersion} `);
+if (!runByPinnedPnpm && !existsSync(join(pnpmBin, "pnpm"))) {
   process.stderr.write(`bootstrap: installing pnpm ${pnpmVersion} into ${toolsDir}\n`);
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   const status = run(
