@@ -38,7 +38,8 @@ export const TRASH_GRACE_MS = 60_000;
 
 /**
  * Lists the complete entries under a root (slots holding the sentinel). Incomplete or foreign directories
- * are not entries and are never reported. `sizes` memoizes entry sizes by slot path across calls.
+ * are not entries and are never reported. `sizes` memoizes entry sizes by slot path across calls; the
+ * sentinel's presence is still checked on every call.
  */
 export async function listEntries(layout: Layout, sizes = new Map<string, number>()): Promise<CacheEntry[]> {
   const fanOuts = await readdirOrEmpty(layout.root);
@@ -57,9 +58,16 @@ export async function listEntries(layout: Layout, sizes = new Map<string, number
       const path = layout.slotPath(fingerprint);
       const stats = await lstat(path).catch(() => undefined);
       if (!stats?.isDirectory()) continue;
+      // Completeness is checked on every pass, memoized size or not: the slot may since have been evicted
+      // by another process and replaced by an incomplete directory of the same name.
+      const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
+      if (!(await lstat(sentinel).catch(() => undefined))?.isFile()) {
+        sizes.delete(path);
+        continue;
+      }
       let bytes = sizes.get(path);
       if (bytes === undefined) {
-        bytes = await recordedSize(join(path, STAGE_COMPLETE_SENTINEL));
+        bytes = await recordedSize(sentinel);
         if (bytes === undefined) continue;
         sizes.set(path, bytes);
       }
