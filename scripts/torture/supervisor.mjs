@@ -17,7 +17,11 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pruneBaselines } from "../../packages/baseline/dist/index.js";
 import { sweepStaleTemps } from "../../packages/cas/dist/index.js";
-import { STAGE_COMPLETE_SENTINEL, StageCache } from "../../packages/stage-cache/dist/index.js";
+import {
+  EVICTION_CLAIM,
+  STAGE_COMPLETE_SENTINEL,
+  StageCache,
+} from "../../packages/stage-cache/dist/index.js";
 import { manifestOf, manifestOfCommit, writeRepository, writeSourceTree } from "./trees.mjs";
 
 const { values } = parseArgs({
@@ -148,7 +152,7 @@ async function scanOnce() {
       if (!existsSync(join(slot, STAGE_COMPLETE_SENTINEL))) continue;
       const expected = manifestByFingerprint.get(name);
       if (expected === undefined) stats.violations.push(`unexpected complete-looking entry ${slot}`);
-      else await checkSlot(slot, expected, [STAGE_COMPLETE_SENTINEL]);
+      else await checkSlot(slot, expected, [STAGE_COMPLETE_SENTINEL, EVICTION_CLAIM]);
     }
   }
   for (const name of await readdir(join(cacheRoot, "baselines")).catch(() => [])) {

@@ -1,10 +1,19 @@
 import { access, lstat, mkdir, mkdtemp, readdir, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { stage as casStage, defaultCacheDir, StageError, sweepStaleTemps } from "@cas-stage/cas";
 import { copyTree, type StageProgress } from "./copy.js";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
-import { Evictor, removeAbandonedTrash, type SweepResult, TRASH_GRACE_MS } from "./evict.js";
-import { assertFingerprint, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+import {
+  CLAIM_GRACE_MS,
+  Evictor,
+  isBeingEvicted,
+  removeAbandonedClaims,
+  removeAbandonedTrash,
+  type SweepResult,
+  TRASH_GRACE_MS,
+} from "./evict.js";
+import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import { sourceRoot, type WalkOptions } from "./walk.js";
 
 export interface StageCacheOptions {
@@ -41,6 +50,8 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 60 * MINUTE_MS;
 /** Attempts at publishing one slot before giving up (each retry follows a concurrent eviction or debris). */
 const MAX_ATTEMPTS = 8;
+/** How often a miss that found its slot claimed by an evictor looks again. */
+const CLAIM_POLL_MS = 5;
 /** A hit touches the entry at most this often per process (see `#touchIntervalMs`). */
 const MAX_TOUCH_INTERVAL_MS = 1000;
 
@@ -119,6 +130,11 @@ export class StageCache {
       onWarning(`could not remove stale stage temps: ${messageOf(error)}`, layout.stagingDir);
     });
     await removeStaleScratch(layout, staleAfterMs, onWarning);
+    await removeAbandonedClaims(layout, onWarning, Math.min(CLAIM_GRACE_MS, staleAfterMs)).catch(
+      (error: unknown) => {
+        onWarning(`could not remove interrupted evictions: ${messageOf(error)}`, layout.root);
+      },
+    );
     await removeAbandonedTrash(layout, onWarning, Math.min(TRASH_GRACE_MS, staleAfterMs)).catch(
       (error: unknown) => {
         onWarning(`could not remove trash: ${messageOf(error)}`, layout.trashDir);
@@ -137,7 +153,7 @@ export class StageCache {
    *
    * With `fingerprint`, the copy is the shared slot `<root>/<fp[0:2]>/<fp>/`; the caller promises that the
    * fingerprint names the tree's content (a commit SHA, a digest, {@link fingerprintTree}), and must not
-   * write into the slot. A hit (sentinel present) returns without copying and touches the slot's mtime; a
+   * write into the slot. A hit (sentinel present) returns without copying and touches the sentinel's mtime; a
    * repeated call for a fingerprint this object already resolved does at most that touch, once per
    * `min(1 s, minAgeMs / 2)`. A miss copies through `cas.stage` and then schedules a background eviction
    * pass when `maxBytes` is set. Concurrent calls in this process for one fingerprint copy once; concurrent
@@ -164,7 +180,7 @@ export class StageCache {
     if (memo) {
       const now = Date.now();
       if (now - memo.touchedAt < this.#touchIntervalMs) return memo.path;
-      if (await touch(memo.path)) {
+      if (await touch(join(memo.path, STAGE_COMPLETE_SENTINEL))) {
         memo.touchedAt = now;
         return memo.path;
       }
@@ -222,12 +238,30 @@ export class StageCache {
     const layout = this.#layout;
     const slot = layout.slotPath(fingerprint);
     const sentinel = layout.sentinelPath(fingerprint);
-    if (await isCompleteAfterTouch(slot, sentinel)) return this.#remember(fingerprint, slot);
-
-    // Check the source before any temp dir exists, so bad input leaves nothing, not even a temp.
-    const sourceReal = await sourceRoot(source);
     const fanOut = layout.fanOutPath(fingerprint);
+    let sourceReal: string | undefined;
+    let builtHere = false;
+    let lastError: StageError | undefined;
     for (let attempt = 1; ; attempt++) {
+      // Every return goes through this touch, after a build or an adoption too: it marks the entry used
+      // at least as late as the caller gets its path, and it succeeds only while the entry is complete and
+      // unclaimed, so no evictor can take the entry for the next minAgeMs.
+      const touchedAt = Date.now();
+      if (await touch(sentinel)) {
+        if (builtHere) this.#evictor.schedule();
+        this.#resolved.set(fingerprint, { path: slot, touchedAt });
+        return slot;
+      }
+      if (attempt > MAX_ATTEMPTS) {
+        const why = lastError ? `: ${lastError.message}` : ", it was evicted again after every build";
+        throw new StageCacheError(lastError?.code ?? "EAGAIN", `cannot publish ${slot}${why}`, {
+          path: slot,
+          cause: lastError,
+        });
+      }
+      // Check the source before any temp dir exists, so bad input leaves nothing, not even a temp.
+      sourceReal ??= await sourceRoot(source);
+      const realSource = sourceReal;
       try {
         const { adopted } = await casStage({
           parent: layout.stagingDir,
@@ -236,7 +270,7 @@ export class StageCache {
           finalizePrefix: "stage finalize",
           signal: options.signal,
           build: async (staging, { signal }) => {
-            const summary = await copyTree(sourceReal, staging, {
+            const summary = await copyTree(realSource, staging, {
               ...this.#walkOptions(signal),
               onProgress: options.onProgress,
             });
@@ -252,24 +286,23 @@ export class StageCache {
           adopt: () => exists(sentinel),
         });
         this.#evictor.forget(slot);
-        if (adopted) await touch(slot);
-        else this.#evictor.schedule();
-        return this.#remember(fingerprint, slot);
+        builtHere ||= !adopted;
       } catch (error) {
         if (!(error instanceof StageError)) throw error;
         if (error.phase === "tmp") throw rootError(this.root, error.cause ?? error);
-        const code = error.code ?? "EIO";
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new StageCacheError(code, `cannot publish ${slot}: ${error.message}`, {
-            path: slot,
-            cause: error,
-          });
+        lastError = error;
+        // An evictor's claim lasts microseconds: wait for its outcome rather than take the slot for debris.
+        // It either gives the entry back (a hit touched it) or removes it.
+        while (await isBeingEvicted(layout, fingerprint)) {
+          options.signal?.throwIfAborted();
+          await sleep(CLAIM_POLL_MS);
         }
         // ENOENT: an evictor removed the empty fan-out directory between our mkdir and the rename.
         // ENOTEMPTY/EEXIST (EPERM on Windows) without a sentinel: the slot holds something that is not a
-        // complete entry. No writer of this package ever leaves that, so it is debris of a foreign or older
-        // writer, or a peer's complete entry that was just evicted after our rename failed.
-        if (code !== "ENOENT") await this.#moveDebrisAside(fingerprint);
+        // complete entry. No writer of this package leaves that but an evictor that died mid-eviction, so
+        // it is that, or debris of a foreign or older writer, or a peer's complete entry that was just
+        // evicted after our rename failed.
+        if (error.code !== "ENOENT" && !(await exists(sentinel))) await this.#moveDebrisAside(fingerprint);
       }
     }
   }
@@ -298,6 +331,8 @@ export class StageCache {
         () => false,
       );
       if (restored) return;
+    } else if (await exists(join(trash, EVICTION_CLAIM))) {
+      this.#onWarning("removed an entry whose eviction was interrupted", slot);
     } else {
       this.#onWarning("removed an incomplete entry left by another writer", slot);
     }
@@ -338,27 +373,16 @@ export class StageCache {
     if (signal) options.signal = signal;
     return options;
   }
-
-  #remember(fingerprint: string, slot: string): string {
-    this.#resolved.set(fingerprint, { path: slot, touchedAt: Date.now() });
-    return slot;
-  }
 }
 
 /**
- * A hit: touch first, then check the sentinel. In this order an evictor that renames the slot away after
- * our touch sees the new mtime and puts it back, and one that renamed it before makes us see a miss.
+ * Marks an entry used and checks that it is complete, in one step: sets its sentinel's mtime to now. False
+ * when there is no sentinel (no entry, an incomplete one, or one an evictor has claimed).
  */
-async function isCompleteAfterTouch(slot: string, sentinel: string): Promise<boolean> {
-  if (!(await touch(slot))) return false;
-  return exists(sentinel);
-}
-
-/** Sets a slot's mtime to now. False when the slot does not exist. */
-async function touch(slot: string): Promise<boolean> {
+async function touch(sentinel: string): Promise<boolean> {
   const now = new Date();
   try {
-    await utimes(slot, now, now);
+    await utimes(sentinel, now, now);
     return true;
   } catch (error) {
     const code = codeOf(error);

@@ -1,8 +1,9 @@
 import type { Dirent } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rename, rm, rmdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { codeOf, messageOf } from "./errors.js";
 import {
+  EVICTION_CLAIM,
   isFanOutName,
   isValidFingerprint,
   type Layout,
@@ -26,7 +27,7 @@ export interface CacheEntry {
   path: string;
   /** Bytes of file content (recorded in the sentinel when the entry was built). */
   bytes: number;
-  /** Last use: the slot directory's mtime, which every hit touches. */
+  /** Last use: the sentinel's mtime, which every hit touches. */
   mtimeMs: number;
 }
 
@@ -35,6 +36,12 @@ export interface CacheEntry {
  * debris sweeping leaves it alone; anything older is abandoned and removed.
  */
 export const TRASH_GRACE_MS = 60_000;
+
+/**
+ * An evictor holds its claim on an entry for microseconds (see {@link Evictor}); a claim older than this
+ * belongs to an evictor that died, and its entry is debris.
+ */
+export const CLAIM_GRACE_MS = 2_000;
 
 /**
  * Lists the complete entries under a root (slots holding the sentinel). Incomplete or foreign directories
@@ -56,12 +63,12 @@ export async function listEntries(layout: Layout, sizes = new Map<string, number
         continue;
       }
       const path = layout.slotPath(fingerprint);
-      const stats = await lstat(path).catch(() => undefined);
-      if (!stats?.isDirectory()) continue;
-      // Completeness is checked on every pass, memoized size or not: the slot may since have been evicted
-      // by another process and replaced by an incomplete directory of the same name.
+      // The sentinel says both that the entry is complete and when it was last used. It is read on every
+      // pass, memoized size or not: the entry may since have been evicted by another process and replaced
+      // by an incomplete directory of the same name.
       const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
-      if (!(await lstat(sentinel).catch(() => undefined))?.isFile()) {
+      const stats = await lstat(sentinel).catch(() => undefined);
+      if (!stats?.isFile()) {
         sizes.delete(path);
         continue;
       }
@@ -113,17 +120,20 @@ export interface EvictorOptions {
 /**
  * Size-capped least-recently-used eviction for one cache root.
  *
- * How an entry goes, and why in this order:
- * 1. it is re-statted just before removal and skipped if its mtime changed since the listing (a hit
- *    touched it: Bazel's re-check);
- * 2. the whole slot is renamed into `.trash/` in one step, so it stops looking complete at once; a crash
- *    later leaves trash, never a half-deleted slot that still holds its sentinel;
- * 3. the trash is statted again: if a hit touched the slot between the re-stat and the rename, its mtime
- *    moved and the entry is renamed back (a hit touches before it checks the sentinel, so that caller has
- *    either seen the entry missing and rebuilt, or is covered by the restore);
- * 4. only then are the contents removed.
+ * An entry's last use is its sentinel's mtime: a hit touches the sentinel (`utimes`), and a failed touch
+ * (no sentinel) is a miss. How an entry goes, and why in this order:
+ * 1. its sentinel is re-statted and the entry skipped if the mtime changed since the listing (a hit touched
+ *    it: Bazel's re-check);
+ * 2. the sentinel is renamed to {@link EVICTION_CLAIM}: from this instant every new hit fails its touch and
+ *    rebuilds, yet every file stays where it was, so a caller that already holds the path reads on;
+ * 3. the claim is statted: a rename keeps a file's mtime, so if it moved, a hit touched the sentinel between
+ *    steps 1 and 2 and has returned the path; the claim is renamed back and the entry kept;
+ * 4. only then is the whole slot renamed into `.trash/` (one step: a crash leaves trash or a claimed slot,
+ *    never a half-deleted slot with its sentinel) and removed.
  *
- * Entries used within `minAgeMs` and incomplete ones are never touched.
+ * So no path that a hit returned disappears, not even for an instant, unless it went unused for `minAgeMs`.
+ * Entries used within `minAgeMs` and incomplete ones are never touched; claims older than
+ * {@link CLAIM_GRACE_MS} (an evictor that died between steps 2 and 4) are removed as debris.
  */
 export class Evictor {
   readonly #layout: Layout;
@@ -208,13 +218,29 @@ export class Evictor {
         await rmdir(fanOut).catch(() => {});
       }
     }
+    await removeAbandonedClaims(this.#layout, this.#options.onWarning);
     await removeAbandonedTrash(this.#layout, this.#options.onWarning);
     return { removed, freedBytes, totalBytes };
   }
 
   async #evict(entry: CacheEntry): Promise<boolean> {
-    const before = await lstat(entry.path).catch(() => undefined);
+    const sentinel = join(entry.path, STAGE_COMPLETE_SENTINEL);
+    const claim = join(entry.path, EVICTION_CLAIM);
+    const before = await lstat(sentinel).catch(() => undefined);
     if (!before || before.mtimeMs !== entry.mtimeMs) return false;
+    try {
+      await rename(sentinel, claim);
+    } catch (error) {
+      if (codeOf(error) === "ENOENT") return false;
+      throw error;
+    }
+    const claimed = await lstat(claim).catch(() => undefined);
+    if (!claimed) return false; // moved away meanwhile by another process's debris handling
+    if (claimed.mtimeMs !== entry.mtimeMs) {
+      // Touched between the re-stat and the claim: that caller holds the path, so the entry stays.
+      await rename(claim, sentinel).catch(() => {});
+      return false;
+    }
     const trash = this.#layout.trashPath(entry.fingerprint);
     try {
       await rename(entry.path, trash);
@@ -222,29 +248,80 @@ export class Evictor {
       if (codeOf(error) === "ENOENT") return false;
       throw error;
     }
+    // A touch is one syscall that finds the file, then sets its times: one that found the sentinel just
+    // before the claim may land just after the check above. Look once more before the contents go.
+    const late = await lstat(join(trash, EVICTION_CLAIM)).catch(() => undefined);
+    if (late && late.mtimeMs !== entry.mtimeMs && (await putBack(trash, entry.path))) return false;
     this.#sizes.delete(entry.path);
-    const after = await lstat(trash).catch(() => undefined);
-    if (after && after.mtimeMs !== entry.mtimeMs && (await this.#restore(trash, entry))) return false;
     await rm(trash, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
       this.#options.onWarning(`could not remove evicted entry: ${messageOf(error)}`, trash);
     });
     return true;
   }
+}
 
-  /** Puts a just-used entry back. False when its slot was rebuilt meanwhile (the trash copy is redundant). */
-  async #restore(trash: string, entry: CacheEntry): Promise<boolean> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await rename(trash, entry.path);
-        return true;
-      } catch (error) {
-        // Another process removed the (then empty) fan-out directory: make it again, once.
-        if (codeOf(error) !== "ENOENT") return false;
-        await mkdir(this.#layout.fanOutPath(entry.fingerprint), { recursive: true }).catch(() => {});
-      }
+/**
+ * Removes entries whose eviction was interrupted: slots holding an {@link EVICTION_CLAIM} older than
+ * `graceMs` and no sentinel. Each goes to trash in one rename first, so a crash here leaves trash.
+ */
+export async function removeAbandonedClaims(
+  layout: Layout,
+  onWarning: (message: string, path: string) => void,
+  graceMs = CLAIM_GRACE_MS,
+): Promise<void> {
+  for (const fanOut of await readdirOrEmpty(layout.root)) {
+    if (!fanOut.isDirectory() || !isFanOutName(fanOut.name)) continue;
+    for (const slot of await readdirOrEmpty(join(layout.root, fanOut.name))) {
+      const fingerprint = slot.name;
+      if (!slot.isDirectory() || !isValidFingerprint(fingerprint)) continue;
+      if (!(await isAbandonedClaim(layout, fingerprint, graceMs))) continue;
+      const trash = layout.trashPath(fingerprint);
+      const moved = await rename(layout.slotPath(fingerprint), trash).then(
+        () => true,
+        () => false,
+      );
+      if (!moved) continue;
+      await rm(trash, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
+        onWarning(`could not remove an interrupted eviction: ${messageOf(error)}`, trash);
+      });
     }
-    return false;
   }
+}
+
+/**
+ * Whether the slot holds a claim left by an evictor that died: no sentinel, and a claim made (renamed,
+ * which sets its ctime) at least `graceMs` ago. A younger claim is an eviction in progress.
+ */
+export async function isAbandonedClaim(
+  layout: Layout,
+  fingerprint: string,
+  graceMs = CLAIM_GRACE_MS,
+): Promise<boolean> {
+  const claim = await lstat(layout.claimPath(fingerprint)).catch(() => undefined);
+  if (!claim || Date.now() - claim.ctimeMs < graceMs) return false;
+  return (await lstat(layout.sentinelPath(fingerprint)).catch(() => undefined)) === undefined;
+}
+
+/** Renames an evicted slot back from trash and un-claims it; false when the slot was rebuilt meanwhile. */
+async function putBack(trash: string, slot: string): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(trash, slot);
+      break;
+    } catch (error) {
+      // Another process removed the (then empty) fan-out directory: make it again, once.
+      if (attempt > 0 || codeOf(error) !== "ENOENT") return false;
+      await mkdir(dirname(slot), { recursive: true }).catch(() => {});
+    }
+  }
+  await rename(join(slot, EVICTION_CLAIM), join(slot, STAGE_COMPLETE_SENTINEL)).catch(() => {});
+  return true;
+}
+
+/** Whether the slot is claimed by an eviction still in progress (a claim younger than `CLAIM_GRACE_MS`). */
+export async function isBeingEvicted(layout: Layout, fingerprint: string): Promise<boolean> {
+  const claim = await lstat(layout.claimPath(fingerprint)).catch(() => undefined);
+  return claim !== undefined && Date.now() - claim.ctimeMs < CLAIM_GRACE_MS;
 }
 
 /**

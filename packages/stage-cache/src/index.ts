@@ -3,4 +3,4 @@ export type { StageProgress } from "./copy.js";
 export { StageCacheError } from "./errors.js";
 export type { SweepResult } from "./evict.js";
 export { fingerprintTree } from "./fingerprint.js";
-export { FINGERPRINT_RULE, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+export { EVICTION_CLAIM, FINGERPRINT_RULE, STAGE_COMPLETE_SENTINEL } from "./layout.js";

@@ -5,6 +5,13 @@ import { join } from "node:path";
  * last step of a build, so the rename that publishes a slot publishes its sentinel in the same step. */
 export const STAGE_COMPLETE_SENTINEL = ".cas-stage-complete";
 
+/**
+ * An evictor renames an entry's sentinel to this name to claim the entry before removing it: from then on the
+ * entry looks incomplete to every new caller, while each of its files stays in place for callers that already
+ * hold its path. See `Evictor` for the whole protocol.
+ */
+export const EVICTION_CLAIM = ".cas-stage-evicting";
+
 const FINGERPRINT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The rule a fingerprint must follow, quoted by the TypeError that rejects one. */
@@ -34,7 +41,8 @@ export function isFanOutName(name: string): boolean {
  * Every path of a cache root, in one place.
  *
  * ```
- * <root>/<fp[0:2]>/<fp>/                    a slot; complete exactly when it holds .cas-stage-complete
+ * <root>/<fp[0:2]>/<fp>/                    a slot; complete exactly when it holds .cas-stage-complete,
+ *                                           whose mtime is the entry's last use (every hit touches it)
  * <root>/.staging/<fp>.tmp.XXXXXX/          cas.stage temp dirs (debris when their process died)
  * <root>/.scratch/XXXXXX/                   per-process copies of unfingerprinted sources
  * <root>/.trash/<fp>.<time36>.<random>/     entries on their way out (renamed here in one step, then removed)
@@ -67,6 +75,10 @@ export class Layout {
 
   sentinelPath(fingerprint: string): string {
     return join(this.slotPath(fingerprint), STAGE_COMPLETE_SENTINEL);
+  }
+
+  claimPath(fingerprint: string): string {
+    return join(this.slotPath(fingerprint), EVICTION_CLAIM);
   }
 
   /** A fresh trash name for `fingerprint`; the creation time in it lets open() tell abandoned trash. */

@@ -30,18 +30,19 @@ describe("StageCache.stage with a fingerprint", () => {
     await cache.close();
   });
 
-  it("returns a hit without copying and touches the entry's mtime", async () => {
+  it("returns a hit without copying and touches the entry's sentinel, its last-use clock", async () => {
     const source = sampleTree(tempDir("src"));
     const first = await openCache();
     const path = await first.stage(source, "fp-1");
     // A stamp inside the entry proves the second call reused it instead of rebuilding.
     writeFileSync(join(path, "stamp"), "kept");
+    const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
     const old = new Date(Date.now() - 3_600_000);
-    utimesSync(path, old, old);
+    utimesSync(sentinel, old, old);
     const second = await StageCache.open({ root: first.root });
     expect(await second.stage(tempDir("other-source"), "fp-1")).toBe(path);
     expect(readFileSync(join(path, "stamp"), "utf8")).toBe("kept");
-    expect(Date.now() - (await import("node:fs")).statSync(path).mtimeMs).toBeLessThan(3_000_000);
+    expect(Date.now() - (await import("node:fs")).statSync(sentinel).mtimeMs).toBeLessThan(3_000_000);
     await first.close();
     await second.close();
   });

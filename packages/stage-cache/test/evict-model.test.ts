@@ -326,7 +326,10 @@ class Sequence {
     expect(progress > 0, expectHit ? "a hit copied" : "a miss did not copy").toBe(!expectHit);
     if (expectHit) {
       // utimes goes through floating-point seconds, so allow a millisecond of rounding.
-      expect(lstatSync(path).mtimeMs, "a hit touches the entry").toBeGreaterThanOrEqual(now - 1);
+      expect(
+        lstatSync(join(path, STAGE_COMPLETE_SENTINEL)).mtimeMs,
+        "a hit touches the entry",
+      ).toBeGreaterThanOrEqual(now - 1);
       const entry = this.model.entries.get(fp) as ModelEntry;
       entry.mtimeMs = Date.now();
       const after = this.completeOnDisk();
@@ -360,7 +363,8 @@ class Sequence {
       while (others.some((other) => Math.abs(other - mtimeMs) < 1_000)) mtimeMs -= 1_000;
     }
     this.trace.push(`age(${fp}, ${now - mtimeMs} ms)`);
-    utimesSync(this.slot(fp), new Date(mtimeMs), new Date(mtimeMs));
+    // An entry's last use is its sentinel's mtime.
+    utimesSync(join(this.slot(fp), STAGE_COMPLETE_SENTINEL), new Date(mtimeMs), new Date(mtimeMs));
     (this.model.entries.get(fp) as ModelEntry).mtimeMs = mtimeMs;
   }
 
@@ -504,7 +508,8 @@ class Sequence {
     const out = new Map<string, number>();
     for (const fp of FPS) {
       const slot = this.slot(fp);
-      if (existsSync(join(slot, STAGE_COMPLETE_SENTINEL))) out.set(fp, lstatSync(slot).mtimeMs);
+      const sentinel = join(slot, STAGE_COMPLETE_SENTINEL);
+      if (existsSync(sentinel)) out.set(fp, lstatSync(sentinel).mtimeMs);
     }
     return out;
   }

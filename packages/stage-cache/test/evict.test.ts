@@ -1,8 +1,13 @@
 import { existsSync, mkdirSync, readdirSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { StageCache } from "../src/index.js";
+import { STAGE_COMPLETE_SENTINEL, StageCache } from "../src/index.js";
 import { tempDir, writeTree } from "./fixtures.js";
+
+/** An entry's last use is its sentinel's mtime. */
+function sentinelOf(slot: string): string {
+  return join(slot, STAGE_COMPLETE_SENTINEL);
+}
 
 /** Stages `count` entries of 1000 bytes each and ages them: entry i was last used i+1 hours ago. */
 async function agedEntries(root: string, count: number): Promise<string[]> {
@@ -13,7 +18,7 @@ async function agedEntries(root: string, count: number): Promise<string[]> {
     const source = writeTree(tempDir("src"), { data: Buffer.alloc(1000, i) });
     const path = await cache.stage(source, `entry-${i}`);
     const when = new Date(Date.now() - (i + 1) * 3_600_000);
-    utimesSync(path, when, when);
+    utimesSync(sentinelOf(path), when, when);
     paths.push(path);
   }
   await cache.close();
@@ -39,7 +44,7 @@ describe("eviction", () => {
     const [recent, old] = await agedEntries(root, 2);
     const cache = await StageCache.open({ root, maxBytes: 1, minAgeMs: 60_000 });
     const now = new Date();
-    utimesSync(recent as string, now, now);
+    utimesSync(sentinelOf(recent as string), now, now);
     expect((await cache.sweep()).removed).toEqual([old]);
     expect(existsSync(recent as string)).toBe(true);
     await cache.close();
@@ -76,7 +81,7 @@ describe("eviction", () => {
     const reader = await StageCache.open({ root, maxBytes: 1500, minAgeMs: 60_000 });
     const old = new Date(Date.now() - 7_200_000);
     await reader.stage(tempDir("unused"), "entry-1");
-    utimesSync(paths[1] as string, old, old);
+    utimesSync(sentinelOf(paths[1] as string), old, old);
     await reader.close();
     expect(existsSync(paths[1] as string)).toBe(true);
     // A miss does: the new entry is young, so the oldest goes.
@@ -111,11 +116,12 @@ describe("eviction", () => {
     const [path] = await agedEntries(root, 1);
     const cache = await StageCache.open({ root, maxBytes: 1, minAgeMs: 60_000 });
     mkdirSync(join(root, "zz"));
-    const before = statSync(path as string).mtimeMs;
+    const sentinel = sentinelOf(path as string);
+    const before = statSync(sentinel).mtimeMs;
     // A peer's hit: the entry is now recent, so the pass must keep it.
     const now = new Date();
-    utimesSync(path as string, now, now);
-    expect(statSync(path as string).mtimeMs).not.toBe(before);
+    utimesSync(sentinel, now, now);
+    expect(statSync(sentinel).mtimeMs).not.toBe(before);
     expect((await cache.sweep()).removed).toEqual([]);
     expect(existsSync(path as string)).toBe(true);
     await cache.close();

@@ -47,7 +47,13 @@ export function readTree(root: string, options: { withModes?: boolean; skipSenti
   const walk = (rel: string) => {
     for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
       const childRel = rel ? `${rel}/${entry.name}` : entry.name;
-      if (options.skipSentinel && childRel === ".cas-stage-complete") continue;
+      // The sentinel, or the claim an evictor renames it to.
+      if (
+        options.skipSentinel &&
+        (childRel === ".cas-stage-complete" || childRel === ".cas-stage-evicting")
+      ) {
+        continue;
+      }
       const path = join(root, childRel);
       if (entry.isDirectory()) {
         out[`${childRel}/`] = "dir";
