@@ -43,43 +43,50 @@ export const TRASH_GRACE_MS = 60_000;
  */
 export const CLAIM_GRACE_MS = 2_000;
 
-/**
- * Lists the complete entries under a root (slots holding the sentinel). Incomplete or foreign directories
- * are not entries and are never reported. `sizes` memoizes entry sizes by slot path across calls; the
- * sentinel's presence is still checked on every call.
- */
-export async function listEntries(layout: Layout, sizes = new Map<string, number>()): Promise<CacheEntry[]> {
-  const fanOuts = await readdirOrEmpty(layout.root);
-  const entries: CacheEntry[] = [];
-  for (const fanOut of fanOuts) {
+/** The fingerprints of the slot directories under a root (valid names in their own fan-out directory). */
+async function slotFingerprints(layout: Layout): Promise<string[]> {
+  const fingerprints: string[] = [];
+  for (const fanOut of await readdirOrEmpty(layout.root)) {
     if (!fanOut.isDirectory() || !isFanOutName(fanOut.name)) continue;
     for (const slot of await readdirOrEmpty(join(layout.root, fanOut.name))) {
       const fingerprint = slot.name;
-      if (
-        !slot.isDirectory() ||
-        !isValidFingerprint(fingerprint) ||
-        fingerprint.slice(0, 2) !== fanOut.name
-      ) {
-        continue;
+      if (slot.isDirectory() && isValidFingerprint(fingerprint) && fingerprint.slice(0, 2) === fanOut.name) {
+        fingerprints.push(fingerprint);
       }
-      const path = layout.slotPath(fingerprint);
-      // The sentinel says both that the entry is complete and when it was last used. It is read on every
-      // pass, memoized size or not: the entry may since have been evicted by another process and replaced
-      // by an incomplete directory of the same name.
-      const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
-      const stats = await lstat(sentinel).catch(() => undefined);
-      if (!stats?.isFile()) {
-        sizes.delete(path);
-        continue;
-      }
-      let bytes = sizes.get(path);
-      if (bytes === undefined) {
-        bytes = await recordedSize(sentinel);
-        if (bytes === undefined) continue;
-        sizes.set(path, bytes);
-      }
-      entries.push({ fingerprint, path, bytes, mtimeMs: stats.mtimeMs });
     }
+  }
+  return fingerprints;
+}
+
+/**
+ * Lists the complete entries under a root (slots holding the sentinel). Incomplete or foreign directories
+ * are not entries and are never reported; their fingerprints go to `incomplete` when it is given. `sizes`
+ * memoizes entry sizes by slot path across calls; the sentinel's presence is still checked on every call.
+ */
+export async function listEntries(
+  layout: Layout,
+  sizes = new Map<string, number>(),
+  incomplete?: string[],
+): Promise<CacheEntry[]> {
+  const entries: CacheEntry[] = [];
+  for (const fingerprint of await slotFingerprints(layout)) {
+    const path = layout.slotPath(fingerprint);
+    // The sentinel says both that the entry is complete and when it was last used. It is read on every
+    // pass, memoized size or not: the entry may since have been evicted by another process and replaced
+    // by an incomplete directory of the same name.
+    const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
+    const stats = await lstat(sentinel).catch(() => undefined);
+    let bytes = stats?.isFile() ? sizes.get(path) : undefined;
+    if (stats?.isFile() && bytes === undefined) {
+      bytes = await recordedSize(sentinel);
+      if (bytes !== undefined) sizes.set(path, bytes);
+    }
+    if (!stats || bytes === undefined) {
+      sizes.delete(path);
+      incomplete?.push(fingerprint);
+      continue;
+    }
+    entries.push({ fingerprint, path, bytes, mtimeMs: stats.mtimeMs });
   }
   return entries;
 }
@@ -197,7 +204,8 @@ export class Evictor {
 
   async #pass(): Promise<SweepResult> {
     const { maxBytes, minAgeMs } = this.#options;
-    const entries = await listEntries(this.#layout, this.#sizes);
+    const incomplete: string[] = [];
+    const entries = await listEntries(this.#layout, this.#sizes, incomplete);
     let totalBytes = entries.reduce((sum, entry) => sum + entry.bytes, 0);
     const removed: string[] = [];
     let freedBytes = 0;
@@ -218,7 +226,9 @@ export class Evictor {
         await rmdir(fanOut).catch(() => {});
       }
     }
-    await removeAbandonedClaims(this.#layout, this.#options.onWarning);
+    for (const fingerprint of incomplete) {
+      await removeIfAbandonedClaim(this.#layout, fingerprint, CLAIM_GRACE_MS, this.#options.onWarning);
+    }
     await removeAbandonedTrash(this.#layout, this.#options.onWarning);
     return { removed, freedBytes, totalBytes };
   }
@@ -269,37 +279,47 @@ export async function removeAbandonedClaims(
   onWarning: (message: string, path: string) => void,
   graceMs = CLAIM_GRACE_MS,
 ): Promise<void> {
-  for (const fanOut of await readdirOrEmpty(layout.root)) {
-    if (!fanOut.isDirectory() || !isFanOutName(fanOut.name)) continue;
-    for (const slot of await readdirOrEmpty(join(layout.root, fanOut.name))) {
-      const fingerprint = slot.name;
-      if (!slot.isDirectory() || !isValidFingerprint(fingerprint)) continue;
-      if (!(await isAbandonedClaim(layout, fingerprint, graceMs))) continue;
-      const trash = layout.trashPath(fingerprint);
-      const moved = await rename(layout.slotPath(fingerprint), trash).then(
-        () => true,
-        () => false,
-      );
-      if (!moved) continue;
-      await rm(trash, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
-        onWarning(`could not remove an interrupted eviction: ${messageOf(error)}`, trash);
-      });
-    }
+  for (const fingerprint of await slotFingerprints(layout)) {
+    await removeIfAbandonedClaim(layout, fingerprint, graceMs, onWarning);
   }
 }
 
 /**
- * Whether the slot holds a claim left by an evictor that died: no sentinel, and a claim made (renamed,
- * which sets its ctime) at least `graceMs` ago. A younger claim is an eviction in progress.
+ * Removes one slot if it holds a claim left by an evictor that died: no sentinel, and a claim made
+ * (renamed, which sets its ctime) at least `graceMs` ago. A younger claim is an eviction in progress.
  */
-export async function isAbandonedClaim(
+async function removeIfAbandonedClaim(
   layout: Layout,
   fingerprint: string,
-  graceMs = CLAIM_GRACE_MS,
-): Promise<boolean> {
+  graceMs: number,
+  onWarning: (message: string, path: string) => void,
+): Promise<void> {
+  const age = await claimAgeMs(layout, fingerprint);
+  if (age === undefined || age < graceMs) return;
+  if (
+    await lstat(layout.sentinelPath(fingerprint)).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
+  const trash = layout.trashPath(fingerprint);
+  if (
+    !(await rename(layout.slotPath(fingerprint), trash).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
+  await rm(trash, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
+    onWarning(`could not remove an interrupted eviction: ${messageOf(error)}`, trash);
+  });
+}
+
+/** How long ago the slot was claimed by an evictor (its claim's ctime), or undefined when it is not. */
+async function claimAgeMs(layout: Layout, fingerprint: string): Promise<number | undefined> {
   const claim = await lstat(layout.claimPath(fingerprint)).catch(() => undefined);
-  if (!claim || Date.now() - claim.ctimeMs < graceMs) return false;
-  return (await lstat(layout.sentinelPath(fingerprint)).catch(() => undefined)) === undefined;
+  return claim && Date.now() - claim.ctimeMs;
 }
 
 /** Renames an evicted slot back from trash and un-claims it; false when the slot was rebuilt meanwhile. */
@@ -320,8 +340,8 @@ async function putBack(trash: string, slot: string): Promise<boolean> {
 
 /** Whether the slot is claimed by an eviction still in progress (a claim younger than `CLAIM_GRACE_MS`). */
 export async function isBeingEvicted(layout: Layout, fingerprint: string): Promise<boolean> {
-  const claim = await lstat(layout.claimPath(fingerprint)).catch(() => undefined);
-  return claim !== undefined && Date.now() - claim.ctimeMs < CLAIM_GRACE_MS;
+  const age = await claimAgeMs(layout, fingerprint);
+  return age !== undefined && age < CLAIM_GRACE_MS;
 }
 
 /**
