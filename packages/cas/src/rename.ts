@@ -1,5 +1,7 @@
-import { lstat, rename } from "node:fs/promises";
+import { rename } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { codeOf } from "./errors.js";
+import { pathExists } from "./fs.js";
 
 /** Error codes that Windows returns while antivirus, indexers or backup tools hold a file open briefly. */
 const TRANSIENT_WINDOWS_CODES = new Set(["EPERM", "EACCES", "EBUSY"]);
@@ -27,22 +29,13 @@ export async function renameDirectory(
     } catch (error) {
       const delay = RETRY_DELAYS_MS[attempt];
       if (platform !== "win32" || delay === undefined || !isTransientWindowsError(error)) throw error;
-      if (await exists(to)) throw error;
+      if (await pathExists(to)) throw error;
       await sleep(delay);
     }
   }
 }
 
 function isTransientWindowsError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && TRANSIENT_WINDOWS_CODES.has(code);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  const code = codeOf(error);
+  return code !== undefined && TRANSIENT_WINDOWS_CODES.has(code);
 }

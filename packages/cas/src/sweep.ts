@@ -1,6 +1,8 @@
 import type { Dirent } from "node:fs";
-import { lstat, readdir, rm } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { codeOf } from "./errors.js";
+import { removeTree } from "./fs.js";
 import { isStageTempName } from "./temp-name.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -34,18 +36,19 @@ export async function sweepStaleTemps(
   try {
     entries = await readdir(parent, { withFileTypes: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    if (codeOf(error) === "ENOENT") return [];
     throw error;
   }
 
-  const cutoff = Date.now() - olderThanMs;
+  // With 0, every temp goes: a file system's nanosecond mtime can be a little ahead of Date.now().
+  const cutoff = olderThanMs === 0 ? Number.POSITIVE_INFINITY : Date.now() - olderThanMs;
   const removed: string[] = [];
   for (const entry of entries) {
     if (!entry.isDirectory() || !isStageTempName(entry.name)) continue;
     const path = join(parent, entry.name);
     const stats = await lstat(path).catch(() => undefined);
     if (!stats?.isDirectory() || stats.mtimeMs > cutoff) continue;
-    await rm(path, { recursive: true, force: true, maxRetries: 3 });
+    await removeTree(path);
     removed.push(path);
   }
   return removed;
