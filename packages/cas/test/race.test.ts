@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir, tempsIn } from "./fixtures.js";
@@ -34,6 +34,25 @@ describe("stage across processes", () => {
         slot,
       ).toHaveLength(WORKERS - 1);
       expect(await isCompleteTree(join(parent, slot), slot, FILES), slot).toBe(true);
+    }
+    expect(await tempsIn(parent)).toEqual([]);
+  });
+
+  it(`lets exactly one of ${WORKERS} racing processes publish each slot even when every build is empty`, async () => {
+    const parent = await tempDir();
+    const go = join(await tempDir(), "go");
+    const slots = Array.from({ length: SLOTS }, (_, i) => `slot-${i}`);
+    const workers = Array.from({ length: WORKERS }, () =>
+      startWorker([parent, slots.join(","), "empty", "0", go]),
+    );
+    await writeFile(go, "");
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual(Array(WORKERS).fill(null));
+    const events = workers.flatMap((w) => w.events);
+    expect(events.filter((e) => e.event === "error")).toEqual([]);
+    for (const slot of slots) {
+      const winners = events.filter((e) => e.slot === slot && e.adopted === false);
+      expect(winners, slot).toHaveLength(1);
+      expect(await readdir(join(parent, slot)), slot).toEqual([]);
     }
     expect(await tempsIn(parent)).toEqual([]);
   });

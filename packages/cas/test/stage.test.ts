@@ -84,7 +84,7 @@ describe("stage: temp dir", () => {
         adopt: never,
       }),
     ).rejects.toThrow(
-      /^baseline staging: ENOENT: no such file or directory, mkdtemp '.*missing\/s\.tmp\.[A-Za-z0-9]{6}'$/,
+      /^baseline staging: ENOENT: no such file or directory, mkdir '.*missing\/s\.tmp\.[A-Za-z0-9]{6}'$/,
     );
   });
 });
@@ -142,13 +142,21 @@ describe("stage: rename", () => {
     expect(adoptCalls).toBe(0);
   });
 
-  it("replaces an empty directory at final, as rename does on POSIX", async () => {
+  it("never replaces an empty directory at final: it adopts it or reports EEXIST", async () => {
     const parent = await tempDir();
     const final = join(parent, "slot");
     await mkdir(final);
-    const result = await stage({ parent, final, build: writeSample, adopt: never });
-    expect(result.adopted).toBe(false);
-    expect(await readTree(final)).toEqual({ "a.txt": "alpha", "sub/b.txt": "beta" });
+    const refused = (await stage({ parent, final, build: writeSample, adopt: never }).catch(
+      (e: unknown) => e,
+    )) as StageError;
+    expect(refused).toBeInstanceOf(StageError);
+    expect(refused.phase).toBe("finalize");
+    expect(refused.code).toBe("EEXIST");
+    expect(refused.path).toBe(final);
+    expect(await readdir(final)).toEqual([]);
+    expect(await stage({ parent, final, build: writeSample, adopt: () => true })).toEqual({ adopted: true });
+    expect(await readdir(final)).toEqual([]);
+    expect(await tempsIn(parent)).toEqual([]);
   });
 
   it("adopts a finished peer when the rename fails and adopt returns true", async () => {

@@ -77,10 +77,21 @@ describe("rename retries on Windows", () => {
   it("does not retry when the slot already exists, since that EPERM is a lost race", async () => {
     pretendPlatform("win32");
     const parent = await tempDir();
+    await mkdir(join(parent, "from"));
+    await mkdir(join(parent, "to"));
+    injected.failures = ["EPERM", "EPERM"];
+    await expect(renameDirectory(join(parent, "from"), join(parent, "to"), "win32")).rejects.toMatchObject({
+      code: "EPERM",
+    });
+    expect(injected.calls).toBe(1);
+  });
+
+  it("adopts an existing slot without attempting the rename at all", async () => {
+    pretendPlatform("win32");
+    const parent = await tempDir();
     const final = join(parent, "slot");
     await mkdir(final);
     await writeFile(join(final, "winner"), "w");
-    injected.failures = ["EPERM"];
     const result = await stage({
       parent,
       final,
@@ -88,7 +99,7 @@ describe("rename retries on Windows", () => {
       adopt: () => true,
     });
     expect(result.adopted).toBe(true);
-    expect(injected.calls).toBe(1);
+    expect(injected.calls).toBe(0);
     expect(await tempsIn(parent)).toEqual([]);
   });
 

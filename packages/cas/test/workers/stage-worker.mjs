@@ -1,5 +1,6 @@
 // A child process for the race and crash tests. Usage:
 //   node stage-worker.mjs <parent> <slots (comma-separated)> <files per tree> <ms per file> [<go-file>]
+// <files per tree> "empty" makes every build write nothing at all.
 // Waits until <go-file> exists (a barrier, so all workers start together), then stages every slot in
 // order. Each tree holds <files> files whose content is derived from the slot name, so any partial tree is
 // detectable. Prints one JSON line per event: {"event":"building","slot"} once the temp dir has a file,
@@ -12,7 +13,8 @@ import { stage } from "../../dist/index.js";
 
 const [parent, slotList, filesArg, msArg, goFile] = process.argv.slice(2);
 const slots = slotList.split(",");
-const files = Number(filesArg);
+const empty = filesArg === "empty";
+const files = empty ? 0 : Number(filesArg);
 const msPerFile = Number(msArg);
 
 function emit(line) {
@@ -28,6 +30,7 @@ for (const slot of slots) {
       parent,
       final,
       build: async (staging) => {
+        if (empty) return;
         await mkdir(join(staging, "d"));
         for (let i = 0; i < files; i++) {
           await writeFile(join(staging, "d", `f${i}`), `${slot}:${i}\n`.repeat(64));
