@@ -277,7 +277,18 @@ export class EntryStore {
     }
     await this.#hooks.beforeTrash?.(slot);
     const trash = trashPathFor(this.trashDir, slot);
-    if (!(await renameUnlessGone(slot, trash))) return false;
+    try {
+      await rename(slot, trash);
+    } catch (error) {
+      // The slot gone means a repair moved it aside meanwhile. Anything else (the trash directory removed
+      // by hand, a permission) must not leave the entry claimed: give it back, then report.
+      if (codeOf(error) === "ENOENT" && !(await pathExists(slot))) return false;
+      await this.#giveBack(slot);
+      throw new CasError(codeOf(error) ?? "EIO", `cannot move ${slot} to the trash: ${messageOf(error)}`, {
+        path: slot,
+        cause: error,
+      });
+    }
     await this.#hooks.afterTrash?.(slot, trash);
     if (!force) {
       const late = await lstat(join(trash, this.claim)).catch(() => undefined);
