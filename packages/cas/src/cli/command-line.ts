@@ -1,0 +1,357 @@
+import { parseArgs } from "node:util";
+import { CasError, codeOf, messageOf } from "../errors.js";
+import { ProgressLine } from "./progress.js";
+
+/** One option of a command line. */
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  /** The value's name in help, e.g. `DIR` (string options only). */
+  value?: string;
+  description: string;
+}
+
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+/** What a command's `run` gets. */
+export interface CommandContext {
+  /** Every option given (the command's and the global ones), by long name. */
+  values: OptionValues;
+  positionals: string[];
+  /** Aborted by the first SIGINT or SIGTERM: pass it to every long operation. */
+  signal: AbortSignal;
+  out: Output;
+}
+
+export interface CommandSpec {
+  /** After the tool's name, e.g. `stage <dir> (--fingerprint FP | --auto)`. */
+  usage: string;
+  /** One line, for the list of commands. */
+  summary: string;
+  /** Paragraphs of the command's own help. */
+  description?: string;
+  options?: Record<string, OptionSpec>;
+  /** How many positional arguments the command takes: `[min, max]`. Default `[0, 0]`. */
+  args?: [number, number];
+  examples?: string[];
+  run: (context: CommandContext) => Promise<void>;
+}
+
+export interface CliSpec {
+  name: string;
+  /** Read only when `--version` is asked for. */
+  version: () => string;
+  summary: string;
+  commands: Record<string, CommandSpec>;
+  /** Run when the command line names no command; without one, that is a usage error. */
+  defaultCommand?: string;
+  /** Options every command takes, besides the built-in ones (`--json`, `-q`, `--progress`, `-h`, `-V`). */
+  globalOptions?: Record<string, OptionSpec>;
+}
+
+/** The exit codes both CLIs use. */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  /** 128 + SIGINT, as a shell reports a process killed by Ctrl-C. */
+  interrupted: 130,
+  /** 128 + SIGPIPE: the reader of stdout went away (`… | head -1`); nothing is printed. */
+  outputClosed: 141,
+  /** 128 + SIGTERM. */
+  terminated: 143,
+} as const;
+
+const BUILT_IN_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: "boolean", description: "print the result (or the error) as one JSON document on stdout" },
+  quiet: { type: "boolean", short: "q", description: "print only the result: no notes, no progress" },
+  progress: {
+    type: "boolean",
+    description: "force the progress line on stderr even when it is not a terminal",
+  },
+  "no-progress": {
+    type: "boolean",
+    description: "never draw a progress line (default off unless a terminal)",
+  },
+  help: { type: "boolean", short: "h", description: "show help (also: help <command>)" },
+  version: { type: "boolean", short: "V", description: "print the version and exit" },
+};
+
+/** A mistake in the command line itself: exit code 2, usage on stderr. */
+export class UsageError extends CasError {
+  constructor(message: string) {
+    super("EUSAGE", message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * Where a command's output goes, honouring `--json` and `--quiet`: the result on stdout (human text or one
+ * JSON document, never both), notes and warnings on stderr.
+ */
+export class Output {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly progress: ProgressLine;
+  readonly #name: string;
+
+  constructor(name: string, values: OptionValues) {
+    this.#name = name;
+    this.json = values.json === true;
+    this.quiet = values.quiet === true;
+    const drawProgress = values["no-progress"] || this.quiet ? false : values.progress === true || undefined;
+    this.progress = new ProgressLine(name, drawProgress);
+  }
+
+  /** The command's result: `human` lines, or `json` (with `"version": 1` first) under `--json`. */
+  result(human: string | readonly string[], json: object): void {
+    this.progress.clear();
+    if (this.json) {
+      write(process.stdout, `${JSON.stringify({ version: 1, ...json }, null, 2)}\n`);
+    } else {
+      const lines = typeof human === "string" ? [human] : human;
+      if (lines.length > 0) write(process.stdout, `${lines.join("\n")}\n`);
+    }
+  }
+
+  /** A note for people on stderr (`<name>: …`), dropped under `--quiet`. */
+  note(message: string): void {
+    if (this.quiet) return;
+    this.progress.clear();
+    write(process.stderr, `${this.#name}: ${message}\n`);
+  }
+
+  /** A warning on stderr, shown even under `--quiet`. The shape of the libraries' `onWarning`. */
+  readonly warn = (message: string, path?: string): void => {
+    this.progress.clear();
+    write(process.stderr, `${this.#name}: warning: ${message}${path ? ` (${path})` : ""}\n`);
+  };
+}
+
+/**
+ * Runs a CLI: parses `argv` (options may come before or after the command), handles `help`, `--help`,
+ * `--version`, signals (the first SIGINT/SIGTERM aborts `signal`, a second exits at once), a closed stdout
+ * (exit 141, silently), and errors (a message with its cause chain on stderr, or `{"version":1,"error":{…}}`
+ * on stdout under `--json`). Sets `process.exitCode` per {@link EXIT}; never throws.
+ */
+export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<void> {
+  process.stdout.on("error", (error) => {
+    if (codeOf(error) === "EPIPE") process.exit(EXIT.outputClosed);
+  });
+  process.stderr.on("error", () => {});
+  const controller = new AbortController();
+  const stopSignals = onTerminationSignals(controller);
+  let out = new Output(spec.name, peekOutputOptions(argv));
+  try {
+    const parsed = parseCommandLine(spec, argv);
+    out = new Output(spec.name, parsed.values);
+    if (parsed.values.version) return void write(process.stdout, `${spec.version()}\n`);
+    if (parsed.help !== undefined) return void write(process.stdout, renderHelp(spec, parsed.help));
+    if (!parsed.command) throw new UsageError(`a command is needed\n\n${renderHelp(spec, "")}`);
+    await parsed.command.run({
+      values: parsed.values,
+      positionals: parsed.positionals,
+      signal: controller.signal,
+      out,
+    });
+    process.exitCode = EXIT.ok;
+  } catch (error) {
+    out.progress.clear();
+    process.exitCode = reportError(spec.name, out, error, controller.signal);
+  } finally {
+    stopSignals();
+  }
+}
+
+interface ParsedCommandLine {
+  command: CommandSpec | undefined;
+  /** The help topic asked for ("" for the tool itself), or undefined. */
+  help: string | undefined;
+  values: OptionValues;
+  positionals: string[];
+}
+
+function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommandLine {
+  const globals = { ...spec.globalOptions, ...BUILT_IN_OPTIONS };
+  // Find the command word: the first positional, knowing which options take a value.
+  const everyOption = Object.assign({}, globals, ...Object.values(spec.commands).map((c) => c.options ?? {}));
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: toParseArgsOptions(everyOption),
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const first = tokens.find((token) => token.kind === "positional");
+  let name = first?.value;
+  let rest = [...argv];
+  if (first && name !== undefined && (name in spec.commands || name === "help")) {
+    rest = argv.filter((_, index) => index !== first.index);
+  } else {
+    name = spec.defaultCommand;
+  }
+  if (name === "help") {
+    const topic = rest.find((arg) => !arg.startsWith("-")) ?? "";
+    if (topic && !(topic in spec.commands))
+      throw new UsageError(`no help on ${JSON.stringify(topic)}: not a command`);
+    return { command: undefined, help: topic, values: {}, positionals: [] };
+  }
+  const command = name === undefined ? undefined : spec.commands[name];
+  if (!command) {
+    if (argv.some((arg) => arg === "-h" || arg === "--help"))
+      return { command: undefined, help: "", values: {}, positionals: [] };
+    if (argv.some((arg) => arg === "-V" || arg === "--version"))
+      return { command: undefined, help: undefined, values: { version: true }, positionals: [] };
+    if (first)
+      throw new UsageError(`unknown command ${JSON.stringify(first.value)}; run '${spec.name} help'`);
+    return { command: undefined, help: undefined, values: {}, positionals: [] };
+  }
+  let parsed: { values: OptionValues; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: toParseArgsOptions({ ...globals, ...command.options }),
+      allowPositionals: true,
+      strict: true,
+    }) as { values: OptionValues; positionals: string[] };
+  } catch (error) {
+    if (!codeOf(error)?.startsWith("ERR_PARSE_ARGS")) throw error;
+    const reason = messageOf(error).replace(/\. To specify a positional argument.*$/s, "");
+    throw new UsageError(
+      `${reason}; run '${spec.name} help${name === spec.defaultCommand ? "" : ` ${name}`}'`,
+    );
+  }
+  const topic = name === spec.defaultCommand && !first ? "" : (name as string);
+  if (parsed.values.help) return { command, help: topic, values: parsed.values, positionals: [] };
+  if (parsed.values.version) return { command, help: undefined, values: parsed.values, positionals: [] };
+  const [min, max] = command.args ?? [0, 0];
+  const count = parsed.positionals.length;
+  if (count < min || count > max) {
+    const what =
+      count > max ? `unexpected argument ${JSON.stringify(parsed.positionals[max])}` : "missing argument";
+    throw new UsageError(`${what}; usage: ${spec.name} ${command.usage}`);
+  }
+  return { command, help: undefined, ...parsed };
+}
+
+/**
+ * The value of option `--<name>` read by `parse` (`parseDuration`, `parseSize`, …), or undefined when it was
+ * not given. A value `parse` refuses is a usage error that names the option.
+ */
+export function optionValue<T>(
+  values: OptionValues,
+  name: string,
+  parse: (text: string) => T,
+): T | undefined {
+  const text = values[name];
+  if (typeof text !== "string") return undefined;
+  try {
+    return parse(text);
+  } catch (error) {
+    throw new UsageError(`--${name}: ${messageOf(error)}`);
+  }
+}
+
+function toParseArgsOptions(options: Record<string, OptionSpec>) {
+  const result: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, option] of Object.entries(options)) {
+    result[name] = option.short ? { type: option.type, short: option.short } : { type: option.type };
+  }
+  return result;
+}
+
+/** `--json` and `--quiet` as early as possible, so that even a usage error honours them. */
+function peekOutputOptions(argv: readonly string[]): OptionValues {
+  return { json: argv.includes("--json"), quiet: argv.includes("--quiet") || argv.includes("-q") };
+}
+
+/** The help of the tool (`topic` "") or of one command, in the one layout both CLIs share. */
+export function renderHelp(spec: CliSpec, topic: string): string {
+  const globals = { ...spec.globalOptions, ...BUILT_IN_OPTIONS };
+  const sections: string[] = [];
+  const command = topic ? spec.commands[topic] : undefined;
+  if (command) {
+    sections.push(`Usage: ${spec.name} ${command.usage}`, command.summary);
+    if (command.description) sections.push(command.description);
+    if (command.options && Object.keys(command.options).length > 0)
+      sections.push(`Options:\n${renderOptions(command.options)}`);
+    sections.push(`Options of every command:\n${renderOptions(globals)}`);
+    if (command.examples?.length)
+      sections.push(`Examples:\n${command.examples.map((e) => `  ${e}`).join("\n")}`);
+  } else {
+    const usage = spec.defaultCommand
+      ? `Usage: ${spec.name} [<command>] [options]   (no command: ${spec.defaultCommand})`
+      : `Usage: ${spec.name} <command> [options]`;
+    sections.push(usage, spec.summary);
+    const names = Object.keys(spec.commands);
+    const width = Math.max(...names.map((n) => spec.commands[n]?.usage.split(" ")[0]?.length ?? 0), 4) + 2;
+    const list = names.map((n) => `  ${n.padEnd(width)}${spec.commands[n]?.summary ?? ""}`);
+    sections.push(`Commands:\n${list.join("\n")}`);
+    sections.push(`Options of every command:\n${renderOptions(globals)}`);
+    sections.push(`Run '${spec.name} help <command>' for the options of a command.`);
+  }
+  sections.push(
+    `Exit codes: ${EXIT.ok} success; ${EXIT.failure} failure (or problems found); ${EXIT.usage} usage error; ` +
+      `${EXIT.interrupted}/${EXIT.terminated} interrupted by SIGINT/SIGTERM; ${EXIT.outputClosed} stdout closed early.`,
+  );
+  return `${sections.join("\n\n")}\n`;
+}
+
+function renderOptions(options: Record<string, OptionSpec>): string {
+  const labels = Object.entries(options).map(([name, option]) => {
+    const long = `--${name}${option.type === "string" ? ` ${option.value ?? "VALUE"}` : ""}`;
+    return [option.short ? `-${option.short}, ${long}` : `    ${long}`, option.description] as const;
+  });
+  const width = Math.max(...labels.map(([label]) => label.length)) + 2;
+  return labels.map(([label, text]) => `  ${label.padEnd(width)}${text}`).join("\n");
+}
+
+/** Prints an error the way both CLIs do and returns the exit code. */
+function reportError(name: string, out: Output, error: unknown, signal: AbortSignal): number {
+  const interruptedBy = signal.aborted
+    ? (signal.reason as { signal?: string } | undefined)?.signal
+    : undefined;
+  const code = interruptedBy
+    ? interruptedBy === "SIGTERM"
+      ? EXIT.terminated
+      : EXIT.interrupted
+    : error instanceof UsageError
+      ? EXIT.usage
+      : EXIT.failure;
+  const errorCode = interruptedBy ? "EINTERRUPTED" : (codeOf(error) ?? "EFAILED");
+  const message = interruptedBy ? `interrupted by ${interruptedBy}` : messageOf(error);
+  if (out.json) {
+    const path = (error as { path?: unknown } | null)?.path;
+    const body = { code: errorCode, message, ...(typeof path === "string" ? { path } : {}) };
+    write(process.stdout, `${JSON.stringify({ version: 1, error: body }, null, 2)}\n`);
+    return code;
+  }
+  const lines = [`${name}: ${message}`];
+  for (let cause = (error as { cause?: unknown } | null)?.cause; cause; ) {
+    const text = messageOf(cause);
+    if (!message.includes(text)) lines.push(`  caused by: ${text}`);
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  write(process.stderr, `${lines.join("\n")}\n`);
+  return code;
+}
+
+/** The first SIGINT/SIGTERM aborts `controller` (reason: an AbortError naming the signal); a second exits. */
+function onTerminationSignals(controller: AbortController): () => void {
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const handler = () => {
+      if (controller.signal.aborted) process.exit(name === "SIGTERM" ? EXIT.terminated : EXIT.interrupted);
+      const reason = Object.assign(new Error(`interrupted by ${name}`), { name: "AbortError", signal: name });
+      controller.abort(reason);
+    };
+    process.on(name, handler);
+    return () => process.off(name, handler);
+  });
+  return () => {
+    for (const stop of handlers) stop();
+  };
+}
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(text);
+}
