@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { defaultCacheDir } from "@cas-stage/cas";
-import { type BaselineResult, materializeBaseline } from "./baseline.js";
+import { type BaselineResult, materializeBaseline } from "./materialize.js";
 import { pruneBaselines } from "./prune.js";
 
 const HELP = `cas-baseline: materialize the baseline tree of a git checkout (the merge-base, or an explicit base)

@@ -1,268 +1,145 @@
-import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { lstat, mkdir, mkdtemp, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CatFileBatch } from "./cat-file.js";
-import { BaselineError, messageOf } from "./errors.js";
-import { type EntryKind, joinPath, parseTree } from "./tree.js";
+import { stage } from "@cas-stage/cas";
+import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
+import { locateRepo } from "./repo.js";
+import { resolveBase } from "./resolve.js";
+import { writeTree } from "./write-tree.js";
 
-/** What {@link writeTree} reports while it works. */
-export interface WriteTreeOptions {
-  onSubmodule: (path: string) => void;
-  onProgress?: ((written: number, total: number) => void) | undefined;
-  signal?: AbortSignal | undefined;
+export interface MaterializeOptions {
+  /** A directory (or file) inside a git working tree. */
+  path: string;
+  /** Explicit revision; otherwise the auto-detection ladder picks the merge-base. */
+  base?: string;
+  /** Persistent reuse under `<cacheRoot>/baselines/<commit>`; created when missing. */
+  cacheRoot?: string;
+  /** Called with the tree path of each submodule, which is skipped. Default: `process.emitWarning`. */
+  onSubmodule?: (path: string) => void;
+  /** Aborts the work; the promise rejects with `signal.reason` and nothing is left behind. */
+  signal?: AbortSignal;
+  /**
+   * Addition to the API of the issue: called after each file or symlink is written, with the count so far
+   * and the total. Not called on a cache hit.
+   */
+  onProgress?: (written: number, total: number) => void;
 }
 
-/** A directory of the tree, in breadth-first order (a parent always precedes its children). */
-interface DirNode {
-  /** Path relative to the target, `/`-separated bytes; empty for the root. */
-  path: Buffer;
-  display: string;
-  parent: number;
-  depth: number;
-  /** Whether a file or symlink lies somewhere below it: only those directories are created. */
-  needed: boolean;
+export interface BaselineResult {
+  /** Root of the materialized tree. */
+  dir: string;
+  /** Where `path` maps inside `dir`. */
+  pathOrig: string;
+  /** Full SHA of the baseline commit. */
+  commit: string;
+  /** First 7 characters of `commit`. */
+  rev: string;
+  /** How it was picked, e.g. `merge-base with origin/HEAD` or `explicit --base=v1.2`. */
+  source: string;
+  /** True when `dir` is a cache slot, which the caller must not delete or modify. */
+  persistent: boolean;
+  /** `hit`: the slot existed; `built`: this call made it; `adopted`: a concurrent call made it; `temp`: no cache. */
+  cache: "hit" | "built" | "adopted" | "temp";
 }
-
-interface BlobEntry {
-  kind: Extract<EntryKind, "file" | "executable" | "symlink">;
-  oid: string;
-  path: Buffer;
-  display: string;
-}
-
-/** Blobs up to this size are read whole and written in the background; larger ones are streamed. */
-const SMALL_BLOB = 256 * 1024;
-/** At most this many `git cat-file` processes read blobs at once… */
-const BLOB_READERS = 2;
-/** …and each gets at least this many blobs, since a process costs a few milliseconds to start. */
-const BLOBS_PER_READER = 500;
-const SLASH = Buffer.from("/");
 
 /**
- * Writes the tree of `commit`, read from the repository at `objectsCwd`, into the existing empty directory
- * `target`, plus an empty `.git` marker directory at its root.
+ * Materializes the baseline tree of the repository holding `options.path` and says where `path` maps in it.
  *
- * Guarantees: every regular file holds the blob's exact bytes (no filters, eol conversion or export
- * attributes: objects are read with `git cat-file --batch`), executables are created 0o755 and other
- * files 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped
- * and reported to `onSubmodule`, directories holding no file do not appear. Every name is validated before
- * anything is written; files are opened exclusively (`wx`), and symlinks are created only after every
- * file and directory, so no write can pass through a symlink or land outside `target`.
+ * The commit: `base` when given (locally, then as `origin/<base>`, then fetched from `origin` into a
+ * throwaway repository), otherwise the merge-base of HEAD with the upstream, origin/HEAD, origin/main or
+ * origin/master, the first that resolves. The user's repository is never changed: no ref, object, config,
+ * index or working-tree change.
  *
- * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
- * refuses a write, `EGIT` when git fails; `signal.reason` when aborted. On failure `target` holds a partial
- * tree that the caller removes (the staging directory of `cas.stage`, or the temp dir).
+ * The tree holds the exact blob bytes, executable bits and symlinks of the commit, no submodules, and an
+ * empty `.git` marker directory at its root.
+ *
+ * With `cacheRoot`, the tree lives in the slot `<cacheRoot>/baselines/<commit>`: an existing slot is
+ * returned at once (`hit`, mtime touched, so pruning is least-recently-used); otherwise it is built beside
+ * the slot and renamed into place whole (`cas.stage`), so a reader never sees a partial slot, and of
+ * concurrent builders exactly one reports `built`, the others `adopted`. Without `cacheRoot` the tree goes
+ * to a fresh temp dir under the OS temp dir that the caller removes (`persistent: false`).
+ *
+ * Throws {@link BaselineError} with `code` `ENOPATH`, `ENOTGITREPO`, `EOUTSIDEREPO` (all before any
+ * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EGIT`, or the
+ * filesystem's code for a refused write (`ENOSPC`, `EACCES`, …); a `StageError` from `@cas-stage/cas` when
+ * the slot cannot be staged; `signal.reason` when aborted. On failure nothing is left behind: no temp dir,
+ * no staging dir, no throwaway repository.
  */
-export async function writeTree(
-  objectsCwd: string,
-  commit: string,
-  target: string,
-  options: WriteTreeOptions,
-): Promise<void> {
+export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const { dirs, blobs } = await readTrees(objectsCwd, commit, options.onSubmodule, signal);
-  const root = Buffer.from(target);
-  const absolute = (path: Buffer) => Buffer.concat([root, SLASH, path]);
+  const location = await locateRepo(options.path, signal);
+  const resolved = await resolveBase(location, options.base, signal);
+  try {
+    const { commit } = resolved;
+    const described = { commit, rev: commit.slice(0, 7), source: resolved.source };
+    const onSubmodule = options.onSubmodule ?? warnAboutSubmodule;
+    const build = (target: string, buildSignal?: AbortSignal) =>
+      writeTree(resolved.objectsCwd, commit, target, {
+        onSubmodule,
+        onProgress: options.onProgress,
+        signal: buildSignal,
+      });
+    const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });
 
-  guardWrite(".git", () => mkdirSync(join(target, ".git")));
-  for (const dir of dirs) {
-    if (dir.depth > 0 && dir.needed) guardWrite(dir.display, () => mkdirSync(absolute(dir.path)));
-  }
-
-  let written = 0;
-  const total = blobs.length;
-  const done = () => {
-    written++;
-    options.onProgress?.(written, total);
-  };
-  // Inflating objects is git's share of the work and the larger one: several cat-file processes, each
-  // given every n-th blob, keep more than one core busy. The first failure stops the others.
-  const stop = new AbortController();
-  const stopSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const readers = Math.max(1, Math.min(BLOB_READERS, Math.ceil(blobs.length / BLOBS_PER_READER)));
-  const shares = Array.from({ length: readers }, (_, r) => blobs.filter((_, i) => i % readers === r));
-  const symlinks: { path: Buffer; display: string; target: Buffer }[] = [];
-  const results = await Promise.allSettled(
-    shares.map((share) =>
-      writeBlobs(objectsCwd, share, absolute, symlinks, done, stopSignal).catch((error: unknown) => {
-        stop.abort(error);
+    if (options.cacheRoot === undefined) {
+      const dir = await mkdtemp(join(tmpdir(), TEMP_BASELINE_PREFIX));
+      try {
+        await build(dir, signal);
+      } catch (error) {
+        await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
         throw error;
-      }),
-    ),
-  );
-  // The first real failure, not the abort it caused in the other readers.
-  const failure =
-    results.find((r) => r.status === "rejected" && r.reason !== stop.signal.reason) ??
-    results.find((r) => r.status === "rejected");
-  if (failure?.status === "rejected") throw failure.reason;
-  signal?.throwIfAborted();
-
-  // Last, so that no file or directory above could have been written through one of them.
-  for (const link of symlinks) {
-    signal?.throwIfAborted();
-    guardWrite(link.display, () => symlinkSync(link.target, absolute(link.path)));
-    done();
-  }
-}
-
-/**
- * Streams `blobs` from one `git cat-file --batch` and writes the regular files; symlink targets are
- * collected into `symlinks` for the caller to create last.
- *
- * The writes are synchronous syscalls made between reads of git's output: for thousands of small files,
- * the thread pool's round trips cost more than the writes themselves, and the event loop is never held
- * for longer than one pipe buffer's worth of files.
- */
-async function writeBlobs(
-  objectsCwd: string,
-  blobs: BlobEntry[],
-  absolute: (path: Buffer) => Buffer,
-  symlinks: { path: Buffer; display: string; target: Buffer }[],
-  done: () => void,
-  signal: AbortSignal,
-): Promise<void> {
-  const batch = new CatFileBatch(objectsCwd, { buffered: true, signal });
-  try {
-    // Ask for every blob at once: git streams them back in this order while we write.
-    batch.request(blobs.map((blob) => blob.oid));
-    for (const blob of blobs) {
-      signal.throwIfAborted();
-      const header = await batch.readHeader();
-      if (header.type !== "blob" || header.oid !== blob.oid) {
-        throw new BaselineError(
-          "EBADTREE",
-          `tree entry ${blob.display} should be blob ${blob.oid} but git returned ${header.type} ${header.oid}`,
-        );
       }
-      if (blob.kind === "symlink") {
-        symlinks.push({
-          path: blob.path,
-          display: blob.display,
-          target: Buffer.from(await batch.readBody(header.size)),
-        });
-        continue;
-      }
-      const mode = blob.kind === "executable" ? 0o755 : 0o644;
-      const path = absolute(blob.path);
-      if (header.size <= SMALL_BLOB) {
-        const bytes = await batch.readBody(header.size);
-        guardWrite(blob.display, () => writeFileSync(path, bytes, { flag: "wx", mode }));
-      } else {
-        // Large blobs flow through chunk by chunk, so memory does not grow with the blob.
-        const fd = guardWrite(blob.display, () => openSync(path, "wx", mode));
-        try {
-          await batch.pipeBody(header.size, async (chunk) => {
-            guardWrite(blob.display, () => writeAll(fd, chunk));
-          });
-        } finally {
-          closeSync(fd);
-        }
-      }
-      done();
+      return { ...located(dir), ...described, persistent: false, cache: "temp" };
     }
-  } finally {
-    batch.close();
-  }
-}
 
-function writeAll(fd: number, chunk: Buffer): void {
-  for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset);
-}
-
-/**
- * Reads the commit's trees breadth-first, one level per round trip, validating every entry. Returns the
- * directories (marked `needed` when a file or symlink lies below) and the blobs to write.
- */
-async function readTrees(
-  objectsCwd: string,
-  commit: string,
-  onSubmodule: (path: string) => void,
-  signal: AbortSignal | undefined,
-): Promise<{ dirs: DirNode[]; blobs: BlobEntry[] }> {
-  // Trees are read interactively, level by level; this process is done once the tree is known.
-  const batch = new CatFileBatch(objectsCwd, { signal });
-  try {
-    return await walkTrees(batch, commit, onSubmodule, signal);
-  } finally {
-    batch.close();
-  }
-}
-
-async function walkTrees(
-  batch: CatFileBatch,
-  commit: string,
-  onSubmodule: (path: string) => void,
-  signal: AbortSignal | undefined,
-): Promise<{ dirs: DirNode[]; blobs: BlobEntry[] }> {
-  const oidBytes = commit.length === 64 ? 32 : 20;
-  const dirs: DirNode[] = [{ path: Buffer.alloc(0), display: "", parent: -1, depth: 0, needed: false }];
-  const blobs: BlobEntry[] = [];
-  const submodules: string[] = [];
-  let level: { dir: number; name: string }[] = [{ dir: 0, name: `${commit}^{tree}` }];
-  while (level.length > 0) {
-    signal?.throwIfAborted();
-    batch.request(level.map((tree) => tree.name));
-    const next: typeof level = [];
-    for (const tree of level) {
-      const header = await batch.readHeader();
-      const body = await batch.readBody(header.size);
-      const dir = dirs[tree.dir] as DirNode;
-      if (header.type !== "tree") {
-        throw new BaselineError(
-          "EBADTREE",
-          `tree entry ${dir.display || "/"} is a ${header.type}, not a tree`,
-        );
-      }
-      for (const entry of parseTree(body, oidBytes, dir.display)) {
-        const path = dir.path.length === 0 ? entry.name : Buffer.concat([dir.path, SLASH, entry.name]);
-        const display = joinPath(dir.display, entry.name);
-        if (entry.kind === "tree") {
-          dirs.push({ path, display, parent: tree.dir, depth: dir.depth + 1, needed: false });
-          next.push({ dir: dirs.length - 1, name: entry.oid });
-        } else if (entry.kind === "submodule") {
-          submodules.push(display);
-        } else {
-          blobs.push({ kind: entry.kind, oid: entry.oid, path, display });
-          markNeeded(dirs, tree.dir);
-        }
-      }
+    const slot = slotPath(options.cacheRoot, commit);
+    // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it re-reads
+    // the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot pruned just
+    // before the touch is simply a miss.
+    if (await touchDirectory(slot)) {
+      return { ...located(slot), ...described, persistent: true, cache: "hit" };
     }
-    level = next;
-  }
-  // Reported only once the whole tree is known to be valid.
-  for (const path of submodules) onSubmodule(path);
-  return { dirs, blobs };
-}
-
-function markNeeded(dirs: DirNode[], index: number): void {
-  for (let at = index; at > 0; ) {
-    const dir = dirs[at] as DirNode;
-    if (dir.needed) return;
-    dir.needed = true;
-    at = dir.parent;
-  }
-}
-
-/** Runs a filesystem write, turning its failure into a BaselineError with the errno code, naming the tree path. */
-function guardWrite<T>(display: string, write: () => T): T {
-  try {
-    return write();
-  } catch (error) {
-    if (error instanceof BaselineError) throw error;
-    const code = (error as { code?: unknown } | null)?.code;
-    const errno = typeof code === "string" ? code : "EWRITE";
-    const hint =
-      errno === "EEXIST"
-        ? " (two tree entries map to one file name, as happens on a case-insensitive filesystem)"
-        : "";
-    const advice =
-      errno === "ENOSPC" || errno === "EDQUOT"
-        ? "; free space on that filesystem or use another cache directory"
-        : errno === "EACCES" || errno === "EPERM" || errno === "EROFS"
-          ? "; the cache directory (or the OS temp dir without a cache) must be writable"
-          : "";
-    throw new BaselineError(errno, `cannot write ${display}${hint}: ${messageOf(error)}${advice}`, {
-      cause: error,
+    const parent = baselinesDir(options.cacheRoot);
+    await mkdir(parent, { recursive: true });
+    const { adopted } = await stage({
+      parent,
+      final: slot,
+      tmpPrefix: "baseline staging",
+      finalizePrefix: "baseline finalize",
+      build: async (staging, context) => {
+        await build(staging, context.signal);
+        // The slot's mtime is its last use: make it the moment of publication, not of the first mkdir.
+        await touchDirectory(staging);
+      },
+      // The slot only ever appears by a whole-tree rename, so a directory there is complete.
+      adopt: () => isDirectory(slot),
+      ...(signal ? { signal } : {}),
     });
+    return { ...located(slot), ...described, persistent: true, cache: adopted ? "adopted" : "built" };
+  } finally {
+    await resolved.release();
   }
+}
+
+function warnAboutSubmodule(path: string): void {
+  process.emitWarning(`submodule ${path} is not materialized in the baseline`, {
+    type: "CasBaselineWarning",
+    code: "CAS_BASELINE_SUBMODULE",
+  });
+}
+
+/** Sets a directory's mtime to now; false when there is no directory at `path`. */
+async function touchDirectory(path: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await utimes(path, now, now);
+  } catch {
+    return false;
+  }
+  return isDirectory(path);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
 }
