@@ -291,8 +291,9 @@ export class EntryStore {
     }
     await this.#hooks.afterTrash?.(slot, trash);
     if (!force) {
-      const late = await lstat(join(trash, this.claim)).catch(() => undefined);
-      if ((!late || late.mtimeMs !== before.mtimeMs) && (await this.#restore(trash, slot))) return false;
+      const claimInTrash = await lstat(join(trash, this.claim)).catch(() => undefined);
+      if ((!claimInTrash || claimInTrash.mtimeMs !== before.mtimeMs) && (await this.#restore(trash, slot)))
+        return false;
     }
     await removeTreeQuietly(trash);
     if (await pathExists(trash)) this.#onWarning("could not remove an evicted entry", trash);
