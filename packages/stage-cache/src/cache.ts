@@ -101,6 +101,8 @@ export interface TestHooks extends EntryStoreHooks {
   afterList?: (entries: readonly CacheEntry[]) => unknown;
   /** Overrides the age after which a claim is taken for an interrupted eviction. */
   claimGraceMs?: number;
+  /** Overrides how long a memoized hit goes without touching its entry again. */
+  touchIntervalMs?: number;
 }
 
 const MINUTE_MS = 60_000;
@@ -161,7 +163,8 @@ export class StageCache {
     const { layout, store, onWarning } = settings;
     this.root = layout.root;
     this.#settings = settings;
-    this.#touchIntervalMs = Math.min(MAX_TOUCH_INTERVAL_MS, settings.minAgeMs / 2);
+    this.#touchIntervalMs =
+      settings.hooks.touchIntervalMs ?? Math.min(MAX_TOUCH_INTERVAL_MS, settings.minAgeMs / 2);
     this.#evictor = new Evictor(layout, store, {
       maxBytes: settings.maxBytes,
       minAgeMs: settings.minAgeMs,

@@ -87,10 +87,11 @@ export async function findDebris(context: DebrisContext, options: { measure: boo
 
 /**
  * Acts on the stale items of `debris` (as {@link findDebris} listed them; others are ignored): removes
- * temps, scratch copies, trash and incomplete slots, gives claimed entries back. Each is checked again as it
- * is removed, by the same rule, so what turned live meanwhile (a slot completed by its writer, a claim
- * resolved) stays. Resolves to what was removed and what was given back; a failure to remove goes to
- * `onWarning` and never throws.
+ * temps, scratch copies, trash and incomplete slots, gives claimed entries back. Temps, trash, claims and
+ * incomplete slots are checked again as they go (by cas), so one that turned live meanwhile (a slot
+ * completed by its writer, a claim resolved) stays; a scratch copy is not (its owner cannot come back to
+ * life, and one judged by age alone is used by nobody who asked for it within `staleAfterMs`). Resolves to
+ * what was removed and what was given back; a failure to remove goes to `onWarning` and never throws.
  */
 export async function removeDebris(
   context: DebrisContext,
@@ -111,9 +112,7 @@ export async function removeDebris(
   }
   for (const item of stale("scratch")) {
     try {
-      if ((await isAbandonedScratch(item.path, staleAfterMs)) && (await removeScratch(item.path))) {
-        removed.push(item);
-      }
+      if (await removeScratch(item.path)) removed.push(item);
     } catch (error) {
       onWarning(`could not remove stale scratch copy: ${messageOf(error)}`, item.path);
     }
@@ -162,13 +161,12 @@ function matching(kind: DebrisKind, paths: readonly string[], debris: readonly D
 }
 
 /**
- * Whether `EntryStore.removeAbandonedTrash(graceMs)` removes the trash entry called `name` now: one being
- * deleted (`.deleting`), one whose name says it was made at least `graceMs` ago, or a name it did not make.
- * This restates the rule of cas's `trash.ts`, which cas does not export, for dry runs and listings; a test
- * checks that a dry run predicts exactly what `clean` then removes.
+ * Whether `EntryStore.removeAbandonedTrash(graceMs)` removes the trash entry called `name` now: one whose
+ * name says it was made at least `graceMs` ago, or a name it did not make (which includes the `.deleting`
+ * names of trash being deleted). This restates the rule of cas's `trash.ts`, which cas does not export, for
+ * dry runs and listings; a test checks that a dry run predicts exactly what `clean` then removes.
  */
 function isAbandonedTrash(name: string, graceMs: number, now: number): boolean {
-  if (name.endsWith(".deleting")) return true;
   const match = /\.([0-9a-z]+)\.[0-9a-f]{12}$/.exec(name);
   const createdAt = match?.[1] === undefined ? Number.NaN : Number.parseInt(match[1], 36);
   return !Number.isFinite(createdAt) || createdAt <= now - graceMs;

@@ -28,7 +28,6 @@ export class SingleFlight<T> {
     for (;;) {
       signal?.throwIfAborted();
       let flight = this.#flights.get(key);
-      const leading = flight === undefined;
       if (flight === undefined) {
         const started: Flight<T> = {
           signal,
@@ -42,9 +41,10 @@ export class SingleFlight<T> {
       try {
         return await abortable(flight.promise, signal);
       } catch (error) {
-        // The leader's abort is the leader's business: its flight is gone (the `finally` above ran before
-        // this rejection), so this caller starts its own.
-        if (!leading && flight.signal?.aborted && !signal?.aborted) continue;
+        // The flight's signal aborted. When it is this caller's own, the check at the top of the loop
+        // rejects with its reason. When it is the leader's, that is not this caller's failure: the flight is
+        // gone (its `finally` ran before this rejection), so this caller starts its own.
+        if (flight.signal?.aborted) continue;
         throw error;
       }
     }

@@ -121,6 +121,22 @@ describe("eviction", () => {
     await cache.close();
   });
 
+  it("removes trash no evictor can restore any more on each pass, and keeps younger trash", async () => {
+    const root = join(tempDir("root"), "cache");
+    await agedEntries(root, 1);
+    const cache = await StageCache.open({ root, maxBytes: 1e9, cleanOnOpen: false });
+    const old = writeTree(join(root, ".trash", `gone.${(Date.now() - 120_000).toString(36)}.0123456789ab`), {
+      f: "x",
+    });
+    const young = writeTree(join(root, ".trash", `going.${Date.now().toString(36)}.0123456789ab`), {
+      f: "x",
+    });
+    await cache.sweep();
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(young)).toBe(true);
+    await cache.close();
+  });
+
   it("runs in the background after a miss, never after a hit, and close() waits for it", async () => {
     const root = join(tempDir("root"), "cache");
     const paths = await agedEntries(root, 2);

@@ -114,6 +114,16 @@ describe.skipIf(!isRoot)("a cache shared by two users", () => {
     });
   }
 
+  it("refuses to open a root this user cannot write, naming it", async () => {
+    const base = tempDir("shared");
+    chmodSync(base, 0o755);
+    const root = join(base, "cache");
+    await stageAs(ROOT_USER, 0o022, { root, source: sharedSource("a"), fingerprint: "by-root" });
+    const opened = await stageAs(NOBODY, 0o022, { root, source: sharedSource("a"), fingerprint: "by-root" });
+    expect(opened.error).toMatchObject({ name: "StageCacheError", code: "EACCES", path: root });
+    expect(opened.error?.message).toMatch(/^stage-cache: cannot write to cache root .*EACCES/);
+  });
+
   it("refuses, never returns, an entry this user cannot read", async () => {
     const root = sharedRoot("group");
     const source = sharedSource("a");
