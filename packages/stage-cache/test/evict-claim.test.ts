@@ -65,6 +65,36 @@ describe("an entry claimed by an evictor", () => {
     await cache.close();
   });
 
+  it("is not returned by a hit whose touch an evictor's claim followed at once", async () => {
+    const root = join(tempDir("root"), "cache");
+    const source = sampleTree(tempDir("src"));
+    const first = await StageCache.open({ root });
+    const path = await first.stage(source, "claimed");
+    await first.close();
+    const warnings: string[] = [];
+    let claimed = false;
+    // The evictor claims right after the hit set the sentinel's times: the hit must see it and miss.
+    const hooks: TestHooks = {
+      claimGraceMs: 0,
+      afterTouch: (slot) => {
+        if (claimed) return;
+        claimed = true;
+        renameSync(join(slot, STAGE_COMPLETE_SENTINEL), join(slot, CLAIM));
+      },
+    };
+    const cache = await StageCache.open({
+      root,
+      onWarning: (message) => warnings.push(message),
+      [TEST_HOOKS]: hooks,
+    } as StageCacheOptions);
+    expect(await cache.stage(source, "claimed")).toBe(path);
+    expect(claimed).toBe(true);
+    // Returned only once the entry was whole and unclaimed again (here: given back as an abandoned claim).
+    expect(existsSync(join(path, STAGE_COMPLETE_SENTINEL))).toBe(true);
+    expect(warnings).toEqual(["gave back an entry whose eviction was interrupted"]);
+    await cache.close();
+  });
+
   it("is listed as debris, never as an entry, and given back by open() once its claim is old", async () => {
     const { root, cache, path } = await claimedEntry(HOUR_MS);
     const listing = await cache.list();
