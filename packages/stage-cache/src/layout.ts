@@ -118,10 +118,6 @@ export class Layout {
     this.trashDir = join(root, ".trash");
   }
 
-  fanOutPath(fingerprint: string): string {
-    return join(this.root, fanOutNameOf(fingerprint));
-  }
-
   slotPath(fingerprint: string): string {
     return join(this.root, fanOutNameOf(fingerprint), nameOf(fingerprint));
   }
@@ -129,9 +125,5 @@ export class Layout {
   /** Where an older version of this package put the slot of `fingerprint`: the raw fingerprint as names. */
   legacySlotPath(fingerprint: string): string {
     return join(this.root, fingerprint.slice(0, 2), fingerprint);
-  }
-
-  sentinelPath(fingerprint: string): string {
-    return join(this.slotPath(fingerprint), STAGE_COMPLETE_SENTINEL);
   }
 }
