@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { scratchOwnerState } from "../src/scratch.js";
 import { readTree, sampleTree, tempDir, until, writeTree } from "./fixtures.js";
-import { isRoot, LineProcess, SCRATCH_OWNER } from "./processes.js";
+import { isRoot, LineProcess, SCRATCH_OWNER, stageOnce } from "./processes.js";
 
 const HOUR_MS = 3_600_000;
 const SOURCE_FILES = [".env", "README.md", "bin", "src"];
@@ -39,6 +39,9 @@ describe("a scratch copy", () => {
       const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
       age(path);
       await openElsewhere(root);
+      expect(existsSync(path)).toBe(true);
+      // Even a cleaner for which all debris is stale leaves it.
+      await stageOnce({ root, sweep: true, options: { staleAfterMs: 0 } });
       expect(existsSync(path)).toBe(true);
       owner.send("stage");
       expect(await owner.waitFor((line) => line.kind === "staged")).toEqual({
