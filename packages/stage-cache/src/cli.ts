@@ -39,12 +39,13 @@ Options:
   sweep: `Usage: ${NAME} sweep [--max-size <size>] [--json] [options]
 
 Removes complete entries, least recently used first, until the cache holds at most <size>. Entries used
-within --min-age are never removed. Without --max-size, only reports the total.
+within --min-age are never removed. Without --max-size, or with --max-size 0 (no limit), nothing is removed
+and only the total is reported.
 
 Options:
   --max-size <size>   e.g. 2GiB, 500MB, 1048576
   --min-age <time>    e.g. 10m (default), 30s, 0
-  --json              print {removed, freedBytes, totalBytes} as JSON
+  --json              print {removed, freedBytes, totalBytes, measuredOnly} as JSON
   --cache-dir <dir>   cache root
   -h, --help          show this help`,
   ls: `Usage: ${NAME} ls [--json] [options]
@@ -160,6 +161,11 @@ async function sweepCommand(args: string[]): Promise<void> {
   try {
     const result = await cache.sweep();
     if (values.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (result.measuredOnly) {
+      return void process.stdout.write(
+        `nothing removed: no size limit (--max-size absent or 0); ${formatSize(result.totalBytes)} in complete entries\n`,
+      );
+    }
     const overCap = maxBytes > 0 && result.totalBytes > maxBytes;
     process.stdout.write(
       `removed ${result.removed.length} entries, freed ${formatSize(result.freedBytes)}, ${formatSize(result.totalBytes)} remain` +
@@ -175,13 +181,13 @@ async function lsCommand(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(`${HELP.ls}\n`);
   if (positionals.length > 0) throw new UsageError("ls takes no arguments");
   const root = cacheOptions(values["cache-dir"]).root as string;
-  const entries = (await listEntries(new Layout(root))).sort((a, b) => b.mtimeMs - a.mtimeMs);
+  const entries = (await listEntries(new Layout(root))).sort((a, b) => b.lastUsedMs - a.lastUsedMs);
   if (values.json) {
-    const json = entries.map(({ fingerprint, path, bytes, mtimeMs }) => ({
+    const json = entries.map(({ fingerprint, path, bytes, lastUsedMs }) => ({
       fingerprint,
       path,
       bytes,
-      lastUsed: new Date(mtimeMs).toISOString(),
+      lastUsed: new Date(lastUsedMs).toISOString(),
     }));
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     return;
@@ -189,7 +195,7 @@ async function lsCommand(args: string[]): Promise<void> {
   const now = Date.now();
   for (const entry of entries) {
     const size = formatSize(entry.bytes).padStart(10);
-    process.stdout.write(`${size}  ${ago(now - entry.mtimeMs).padEnd(14)}  ${entry.fingerprint}\n`);
+    process.stdout.write(`${size}  ${ago(now - entry.lastUsedMs).padEnd(14)}  ${entry.fingerprint}\n`);
   }
   const total = entries.reduce((sum, entry) => sum + entry.bytes, 0);
   process.stdout.write(`${entries.length} entries, ${formatSize(total)} in ${root}\n`);

@@ -1,36 +1,50 @@
+import { CasError, codeOf, messageOf } from "@cas-stage/cas";
+
+export { codeOf, messageOf };
+
 /**
- * An error of the stage cache that is not a programming error (those are TypeErrors) and not an abort.
+ * An error of the stage cache that is not a programming error (those are TypeErrors and RangeErrors) and not
+ * an abort (that rejects with `signal.reason`). It is a `CasError`, the one error shape of the cas-stage
+ * packages: `code`, `path` (the file or directory concerned), `cause` (the original error, kept whole) and a
+ * message that says what failed and what to do.
  *
- * `code` is stable and meant for branching; it is the errno code of the underlying failure:
+ * `code` is stable and meant for branching:
  *
  * | code | when |
  * |---|---|
- * | `ENOENT` | the source directory does not exist |
+ * | `ENOENT` | the source directory does not exist, or a file vanished while being copied |
  * | `ENOTDIR` | the source is not a directory, or the cache root lies under a file |
- * | `EACCES`, `EPERM`, `EROFS`, … | a source file cannot be read, or the cache root cannot be written |
+ * | `EACCES`, `EPERM`, `EROFS`, `ENOSPC`, … | the filesystem's own code: a source file cannot be read, the cache root cannot be written, a shared entry cannot be read by this user, the disk is full |
+ * | `ESOURCEINCACHE` | the source lies inside the cache root (it would copy the cache into itself) |
+ * | `EAGAIN` | the entry was evicted again after every one of several builds (a cap far too small for the load) |
  * | `ECLOSED` | the cache was closed |
- *
- * `path` names the file or directory concerned and `cause` keeps the original error.
  */
-export class StageCacheError extends Error {
-  readonly code: string;
-  readonly path: string | undefined;
-
-  constructor(code: string, message: string, options: { path?: string; cause?: unknown } = {}) {
-    super(`stage-cache: ${message}`, { cause: options.cause });
+export class StageCacheError extends CasError {
+  constructor(code: string, message: string, options: { path?: string | undefined; cause?: unknown } = {}) {
+    super(code, `stage-cache: ${message}`, options);
     this.name = "StageCacheError";
-    this.code = code;
-    this.path = options.path;
   }
 }
 
-/** The errno code of an error, if it has one. */
-export function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
+/** The error for a cache root (or a private directory in it) that cannot be created or written. */
+export function cacheRootError(root: string, cause: unknown): StageCacheError {
+  return new StageCacheError(
+    codeOf(cause) ?? "EIO",
+    `cannot write to cache root ${root}: ${messageOf(cause)}; pass a writable root or set CAS_STAGE_CACHE_DIR`,
+    { path: root, cause },
+  );
 }
 
-/** The message of an error or the string form of anything else. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/**
+ * A failure that reached the cache from below without being one of its own errors: a `CasError` of the
+ * entry store, or a bare filesystem error. Turned into a {@link StageCacheError} with the same code and path,
+ * so callers see one class; the original stays as `cause`. Anything without a string code (an abort
+ * reason, a programming error) is returned as it is.
+ */
+export function asStageCacheError(error: unknown, fallbackPath: string): unknown {
+  if (error instanceof StageCacheError) return error;
+  const code = codeOf(error);
+  if (code === undefined) return error;
+  const path = error instanceof CasError ? error.path : ((error as { path?: unknown }).path as string);
+  return new StageCacheError(code, messageOf(error), { path: path ?? fallbackPath, cause: error });
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 
 /** The file whose presence inside a slot marks it complete. It is written inside the staging dir as the
@@ -8,7 +7,7 @@ export const STAGE_COMPLETE_SENTINEL = ".cas-stage-complete";
 /**
  * An evictor renames an entry's sentinel to this name to claim the entry before removing it: from then on the
  * entry looks incomplete to every new caller, while each of its files stays in place for callers that already
- * hold its path. See `Evictor` for the whole protocol.
+ * hold its path. See `EntryStore.evict` in `@cas-stage/cas` for the whole protocol.
  */
 export const EVICTION_CLAIM = ".cas-stage-evicting";
 
@@ -32,23 +31,77 @@ export function assertFingerprint(fingerprint: unknown): asserts fingerprint is 
   }
 }
 
-/** Whether a directory entry directly under the root can be a fan-out directory (`fp[0:2]`). */
-export function isFanOutName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._-]?$/.test(name);
+/**
+ * The on-disk name of a fingerprint (or of a prefix of one): each upper-case letter is written as `!` and
+ * its lower-case form, as Go's module cache does (`ABc` → `!a!bc`). Names are therefore all lower case, so
+ * on a case-insensitive filesystem (the default on macOS and Windows) `ABC` and `abc` still get two
+ * different slots, and the mapping can be undone exactly ({@link fingerprintOfName}). Fingerprints without
+ * upper-case letters (hex digests, commit SHAs) are their own names. `!` is not allowed in fingerprints, so
+ * no escaped name can be mistaken for another fingerprint.
+ */
+export function nameOf(fingerprint: string): string {
+  return fingerprint.replace(/[A-Z]/g, (letter) => `!${letter.toLowerCase()}`);
 }
+
+/** The fingerprint an escaped slot name stands for, or undefined when `name` is not one {@link nameOf} makes. */
+export function fingerprintOfName(name: string): string | undefined {
+  if (!/^(?:[a-z0-9._-]|![a-z])+$/.test(name)) return undefined;
+  const fingerprint = name.replace(/!([a-z])/g, (_, letter: string) => letter.toUpperCase());
+  return isValidFingerprint(fingerprint) ? fingerprint : undefined;
+}
+
+/**
+ * The fan-out directory of a fingerprint: the escaped form of its first two characters (`ab12…` → `ab`,
+ * `ABC` → `!a!b`), so every slot name starts with its fan-out name and the fan-out is as case-safe as the
+ * slot.
+ */
+export function fanOutNameOf(fingerprint: string): string {
+  return nameOf(fingerprint.slice(0, 2));
+}
+
+/** A slot directory found under a root, named after the fingerprint it holds. */
+export interface SlotName {
+  fingerprint: string;
+  /**
+   * True for a slot of an older version of this package, which used the fingerprint itself as the name,
+   * upper-case letters included. Such a slot is never a hit again (its fingerprint now maps to an escaped
+   * name) and leaves through eviction like any other entry.
+   */
+  legacy: boolean;
+}
+
+/**
+ * What the directory `name` inside the directory `fanOut` (both directly under a root) is: a slot and its
+ * fingerprint, or undefined for anything this package did not name (private directories, foreign names).
+ */
+export function parseSlotName(fanOut: string, name: string): SlotName | undefined {
+  const fingerprint = fingerprintOfName(name);
+  if (fingerprint !== undefined && fanOutNameOf(fingerprint) === fanOut)
+    return { fingerprint, legacy: false };
+  // Older versions named slots and fan-outs by the raw fingerprint; only those with an upper-case letter
+  // differ from today's names (the others are read above).
+  if (/[A-Z]/.test(name) && isValidFingerprint(name) && name.slice(0, 2) === fanOut) {
+    return { fingerprint: name, legacy: true };
+  }
+  return undefined;
+}
+
+/** The directories of a root that are not fan-outs; each starts with a dot, which no fan-out name can. */
+export const PRIVATE_DIRS = [".staging", ".scratch", ".trash"] as const;
 
 /**
  * Every path of a cache root, in one place.
  *
  * ```
- * <root>/<fp[0:2]>/<fp>/                    a slot; complete exactly when it holds .cas-stage-complete,
- *                                           whose mtime is the entry's last use (every hit touches it)
- * <root>/.staging/<fp>.tmp.XXXXXX/          cas.stage temp dirs (debris when their process died)
- * <root>/.scratch/XXXXXX/                   per-process copies of unfingerprinted sources
- * <root>/.trash/<fp>.<time36>.<random>/     entries on their way out (renamed here in one step, then removed)
+ * <root>/<fan-out>/<name>/                  a slot (name = nameOf(fp), fan-out = fanOutNameOf(fp)); complete
+ *                                           exactly when it holds .cas-stage-complete, whose mtime is the
+ *                                           entry's last use (every hit touches it)
+ * <root>/.staging/<name>.tmp.XXXXXX/        cas.stage temp dirs (debris when their process died)
+ * <root>/.scratch/<owner>-XXXXXX/           per-process copies of unfingerprinted sources (see scratch.ts)
+ * <root>/.trash/<name>.<time36>.<random>/   entries on their way out (renamed here in one step, then removed)
  * ```
  *
- * The private directories start with a dot, and neither a fan-out name nor a fingerprint can, so no temp,
+ * The private directories start with a dot, and neither a fan-out name nor a slot name can, so no temp,
  * scratch or trash name can ever be taken for a slot, even a fingerprint shaped like `x.tmp.ABCDEF`.
  * Temps live in `.staging` rather than next to the slot for the same reason.
  */
@@ -65,33 +118,12 @@ export class Layout {
     this.trashDir = join(root, ".trash");
   }
 
-  fanOutPath(fingerprint: string): string {
-    return join(this.root, fingerprint.slice(0, 2));
+  slotPath(fingerprint: string): string {
+    return join(this.root, fanOutNameOf(fingerprint), nameOf(fingerprint));
   }
 
-  slotPath(fingerprint: string): string {
+  /** Where an older version of this package put the slot of `fingerprint`: the raw fingerprint as names. */
+  legacySlotPath(fingerprint: string): string {
     return join(this.root, fingerprint.slice(0, 2), fingerprint);
   }
-
-  sentinelPath(fingerprint: string): string {
-    return join(this.slotPath(fingerprint), STAGE_COMPLETE_SENTINEL);
-  }
-
-  claimPath(fingerprint: string): string {
-    return join(this.slotPath(fingerprint), EVICTION_CLAIM);
-  }
-
-  /** A fresh trash name for `fingerprint`; the creation time in it lets open() tell abandoned trash. */
-  trashPath(fingerprint: string): string {
-    const random = randomBytes(6).toString("hex");
-    return join(this.trashDir, `${fingerprint}.${Date.now().toString(36)}.${random}`);
-  }
-}
-
-/** When a trash name was made (ms since the epoch), or undefined for a name this package did not make. */
-export function trashCreatedAt(name: string): number | undefined {
-  const match = /\.([0-9a-z]+)\.[0-9a-f]{12}$/.exec(name);
-  if (!match?.[1]) return undefined;
-  const time = Number.parseInt(match[1], 36);
-  return Number.isFinite(time) ? time : undefined;
 }

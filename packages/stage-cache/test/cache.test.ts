@@ -1,8 +1,26 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  watch,
+  writeFileSync,
+} from "node:fs";
+import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { STAGE_COMPLETE_SENTINEL, StageCache, StageCacheError } from "../src/index.js";
-import { readTree, sampleTree, tempDir, writeTree } from "./fixtures.js";
+import { TEST_HOOKS, type TestHooks } from "../src/cache.js";
+import {
+  STAGE_COMPLETE_SENTINEL,
+  StageCache,
+  StageCacheError,
+  type StageCacheOptions,
+} from "../src/index.js";
+import { Layout } from "../src/layout.js";
+import { Rng, readTree, sampleTree, seedFromEnv, tempDir, until, writeTree } from "./fixtures.js";
+
+const SEED = seedFromEnv();
 
 async function openCache(options: Parameters<typeof StageCache.open>[0] = {}) {
   return StageCache.open({ root: join(tempDir("root"), "cache"), ...options });
@@ -53,6 +71,22 @@ describe("StageCache.stage with a fingerprint", () => {
     const path = await cache.stage(source, "memo");
     // Even a source that no longer exists is not looked at again.
     expect(await cache.stage(join(source, "missing"), "memo")).toBe(path);
+    await cache.close();
+  });
+
+  it("touches a memoized entry again only once per touch interval", async () => {
+    const source = sampleTree(tempDir("src"));
+    const hooks: TestHooks = { touchIntervalMs: 3_600_000 };
+    const cache = await StageCache.open({
+      root: join(tempDir("root"), "cache"),
+      [TEST_HOOKS]: hooks,
+    } as StageCacheOptions);
+    const path = await cache.stage(source, "memo");
+    const sentinel = join(path, STAGE_COMPLETE_SENTINEL);
+    const old = new Date(Date.now() - 7_200_000);
+    utimesSync(sentinel, old, old);
+    expect(await cache.stage(source, "memo")).toBe(path);
+    expect(Math.abs(statSync(sentinel).mtimeMs - old.getTime())).toBeLessThan(1);
     await cache.close();
   });
 
@@ -246,9 +280,180 @@ describe("bad input", () => {
   });
 });
 
-it("creates fan-out directories only as needed", async () => {
-  const cache = await openCache();
-  mkdirSync(join(cache.root, "zz"));
+it("creates fan-out directories only as needed, and eviction removes those it empties", async () => {
+  const cache = await openCache({ minAgeMs: 0 });
+  expect(readdirSync(cache.root).sort()).toEqual([".scratch", ".staging", ".trash"]);
+  const path = await cache.stage(sampleTree(tempDir("src")), "zz-entry");
+  expect(path).toBe(join(cache.root, "zz", "zz-entry"));
   expect(readdirSync(cache.root).sort()).toEqual([".scratch", ".staging", ".trash", "zz"]);
+  expect(await cache.remove("zz-entry")).toMatchObject({ removed: true });
+  expect(readdirSync(cache.root).sort()).toEqual([".scratch", ".staging", ".trash"]);
   await cache.close();
+});
+
+describe("slot names on case-insensitive filesystems", () => {
+  it("writes each upper-case letter as ! and its lower-case form, fan-out included", async () => {
+    const cache = await openCache();
+    const upper = await cache.stage(writeTree(tempDir("src"), { f: "upper" }), "ABc");
+    const lower = await cache.stage(writeTree(tempDir("src"), { f: "lower" }), "abc");
+    expect(upper).toBe(join(cache.root, "!a!b", "!a!bc"));
+    expect(lower).toBe(join(cache.root, "ab", "abc"));
+    expect(readFileSync(join(upper, "f"), "utf8")).toBe("upper");
+    expect(readFileSync(join(lower, "f"), "utf8")).toBe("lower");
+    await cache.close();
+  });
+
+  it(`gives different fingerprints paths that differ even compared without case (CAS_SEED=${SEED})`, async () => {
+    const rng = new Rng(SEED);
+    const cache = await openCache();
+    const layout = new Layout(cache.root);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+    const seen = new Map<string, string>();
+    for (let i = 0; i < 2000; i++) {
+      let fingerprint = rng.pick([..."ABab01"]);
+      for (let n = rng.int(6); n > 0; n--) fingerprint += rng.pick([...alphabet]);
+      const folded = relative(cache.root, layout.slotPath(fingerprint));
+      // All lower case already: a case-insensitive filesystem sees exactly these bytes.
+      expect(folded, `CAS_SEED=${SEED}`).toBe(folded.toLowerCase());
+      const other = seen.get(folded);
+      if (other !== undefined)
+        expect(other, `CAS_SEED=${SEED}: ${other} and ${fingerprint} share a slot`).toBe(fingerprint);
+      seen.set(folded, fingerprint);
+    }
+    await cache.close();
+  });
+
+  it("lists a slot an older version named with upper-case letters, which ages out and can be removed", async () => {
+    const cache = await openCache({ minAgeMs: 0 });
+    const legacy = join(cache.root, "AB", "ABC");
+    writeTree(legacy, { f: "old", [STAGE_COMPLETE_SENTINEL]: '{"version":1,"files":1,"bytes":3}' });
+    const source = writeTree(tempDir("src"), { f: "new" });
+    // Not a hit: the fingerprint now lives under its escaped name.
+    expect(await cache.stage(source, "ABC")).toBe(join(cache.root, "!a!b", "!a!b!c"));
+    expect((await cache.list()).entries.map((entry) => [entry.fingerprint, entry.path]).sort()).toEqual([
+      ["ABC", join(cache.root, "!a!b", "!a!b!c")],
+      ["ABC", legacy],
+    ]);
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(join(legacy, STAGE_COMPLETE_SENTINEL), old, old);
+    const capped = await StageCache.open({ root: cache.root, maxBytes: 3, minAgeMs: 60_000 });
+    expect((await capped.sweep()).removed).toEqual([legacy]);
+    await capped.close();
+    writeTree(legacy, { f: "old", [STAGE_COMPLETE_SENTINEL]: '{"version":1,"files":1,"bytes":3}' });
+    expect(await cache.remove("ABC")).toMatchObject({
+      removed: true,
+      path: join(cache.root, "!a!b", "!a!b!c"),
+    });
+    expect(await cache.remove("ABC")).toMatchObject({ removed: true, path: legacy });
+    expect(existsSync(join(cache.root, "AB"))).toBe(false);
+    await cache.close();
+  });
+});
+
+describe("concurrent calls for one fingerprint in one process", () => {
+  /** Stages `fp` twice at once: the first call (the leader, which copies) with `leader`'s signal. */
+  async function leaderAndJoiner(abortLeaderWith: unknown) {
+    const source = sampleTree(tempDir("src"));
+    const cache = await openCache();
+    const controller = new AbortController();
+    // The leader aborts as soon as its copy is under way, with whatever reason the caller chose.
+    const leader = cache.stage(source, "shared", {
+      signal: controller.signal,
+      onProgress: () => controller.abort(abortLeaderWith),
+    });
+    const joiner = cache.stage(source, "shared");
+    const [led, joined] = await Promise.allSettled([leader, joiner]);
+    return { cache, source, led, joined };
+  }
+
+  for (const [label, reason] of [
+    ["an AbortError", new DOMException("stopped", "AbortError")],
+    ["a TimeoutError, as AbortSignal.timeout() gives", new DOMException("timed out", "TimeoutError")],
+    ["an Error of the caller's own", new Error("user pressed stop")],
+    ["a value that is no Error at all", "just a string"],
+  ] as const) {
+    it(`lets a joiner finish when the leader's signal aborts with ${label}`, async () => {
+      const { cache, source, led, joined } = await leaderAndJoiner(reason);
+      expect(led).toEqual({ status: "rejected", reason });
+      expect(joined.status).toBe("fulfilled");
+      const path = (joined as PromiseFulfilledResult<string>).value;
+      expect(readTree(path, { skipSentinel: true })).toEqual(readTree(source));
+      // The leader's temp dir goes once its copy has stopped (cas.stage does not wait for that to reject).
+      await until(
+        () => readdirSync(join(cache.root, ".staging")).length === 0,
+        "the aborted temp dir is gone",
+      );
+      await cache.close();
+    });
+  }
+
+  it("rejects a joiner whose own signal aborts, and lets the leader finish", async () => {
+    const source = sampleTree(tempDir("src"));
+    const cache = await openCache();
+    const controller = new AbortController();
+    const reason = new DOMException("timed out", "TimeoutError");
+    const leader = cache.stage(source, "shared", { onProgress: () => controller.abort(reason) });
+    const joiner = cache.stage(source, "shared", { signal: controller.signal });
+    const [led, joined] = await Promise.allSettled([leader, joiner]);
+    expect(joined).toEqual({ status: "rejected", reason });
+    expect(led.status).toBe("fulfilled");
+    await cache.close();
+  });
+});
+
+describe("a source inside the cache root", () => {
+  it("is refused at once with ESOURCEINCACHE, before any temp dir exists", async () => {
+    const cache = await openCache();
+    const entry = await cache.stage(sampleTree(tempDir("src")), "entry");
+    const link = join(tempDir("link"), "into-cache");
+    symlinkSync(join(cache.root, ".staging"), link);
+    let temps = 0;
+    const watcher = watch(join(cache.root, ".staging"), () => temps++);
+    try {
+      for (const source of [
+        join(cache.root, ".staging"),
+        cache.root,
+        join(cache.root, ".trash"),
+        entry,
+        link,
+      ]) {
+        for (const fingerprint of ["inside", undefined]) {
+          const error = await cache.stage(source, fingerprint).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(StageCacheError);
+          expect(error).toMatchObject({ code: "ESOURCEINCACHE", path: source });
+          expect((error as Error).message).toContain(`is inside the cache root ${cache.root}`);
+        }
+      }
+    } finally {
+      watcher.close();
+    }
+    expect(temps).toBe(0);
+    expect(readdirSync(join(cache.root, ".staging"))).toEqual([]);
+    expect(readdirSync(join(cache.root, ".scratch"))).toEqual([]);
+    await cache.close();
+  });
+
+  it("does not catch a sibling whose name only starts like the root", async () => {
+    const base = tempDir("root");
+    const cache = await StageCache.open({ root: join(base, "cache") });
+    const sibling = sampleTree(join(base, "cache-sources"));
+    expect(await cache.stage(sibling, "sibling")).toBe(join(cache.root, "si", "sibling"));
+    await cache.close();
+  });
+});
+
+it("throws ECLOSED from every call after close()", async () => {
+  const cache = await openCache();
+  await cache.close();
+  const source = sampleTree(tempDir("src"));
+  for (const call of [
+    () => cache.stage(source, "x"),
+    () => cache.stage(source),
+    () => cache.sweep(),
+    () => cache.list(),
+    () => cache.clean(),
+    () => cache.remove("x"),
+  ]) {
+    await expect(call()).rejects.toMatchObject({ code: "ECLOSED", name: "StageCacheError" });
+  }
 });

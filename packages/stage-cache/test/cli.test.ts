@@ -54,7 +54,36 @@ describe("cas-stage-cache", () => {
     });
     const [entry] = JSON.parse(run("ls", "--json", "--cache-dir", cacheDir).stdout);
     const swept = run("sweep", "--max-size", "1KiB", "--min-age", "0", "--json", "--cache-dir", cacheDir);
-    expect(JSON.parse(swept.stdout)).toEqual({ removed: [path], freedBytes: entry.bytes, totalBytes: 0 });
+    expect(JSON.parse(swept.stdout)).toEqual({
+      removed: [path],
+      freedBytes: entry.bytes,
+      totalBytes: 0,
+      measuredOnly: false,
+    });
+  });
+
+  it("sweep says that it only measured when there is no size limit (--max-size absent or 0)", () => {
+    const cacheDir = join(tempDir("root"), "cache");
+    const path = run(
+      "stage",
+      sampleTree(tempDir("src")),
+      "--fingerprint",
+      "kept",
+      "--cache-dir",
+      cacheDir,
+    ).stdout.trim();
+    for (const limit of [[], ["--max-size", "0"]]) {
+      const swept = run("sweep", ...limit, "--min-age", "0", "--cache-dir", cacheDir);
+      expect(swept).toMatchObject({
+        status: 0,
+        stdout: "nothing removed: no size limit (--max-size absent or 0); 195.4 KiB in complete entries\n",
+      });
+      const json = JSON.parse(
+        run("sweep", ...limit, "--min-age", "0", "--json", "--cache-dir", cacheDir).stdout,
+      );
+      expect(json).toMatchObject({ removed: [], measuredOnly: true });
+    }
+    expect(existsSync(path)).toBe(true);
   });
 
   it("stages with --auto under the tree's fingerprint", () => {

@@ -10,9 +10,11 @@ import {
   utimesSync,
 } from "node:fs";
 import { basename, join } from "node:path";
+import { isStageTempName, TRASH_GRACE_MS } from "@cas-stage/cas";
 import { describe, expect, it } from "vitest";
 import { STAGE_COMPLETE_SENTINEL, StageCache } from "../src/index.js";
-import { readTree, tempDir, writeTree } from "./fixtures.js";
+import { fanOutNameOf, Layout, nameOf, PRIVATE_DIRS, parseSlotName } from "../src/layout.js";
+import { envInt, Rng, readTree, tempDir, writeTree } from "./fixtures.js";
 
 // A model-based property test of eviction and crash debris. A seeded generator drives random sequences of
 // operations against a real StageCache on a real temp root and against a tiny in-memory model; after every
@@ -33,10 +35,9 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 /** Peers keep stage temps for this long, so only an explicit reopen() with a shorter limit clears them. */
 const PEER_STALE_MS = 30 * DAY_MS;
-/** Trash whose name says it is younger than this is kept by open() and by every pass (evict.ts). */
-const TRASH_GRACE_MS = 60_000;
 
-const SEQUENCES = envInt("CAS_SEQUENCES", 30);
+// At least one sequence: a run that checks nothing must not look like a pass.
+const SEQUENCES = Math.max(1, envInt("CAS_SEQUENCES", 30));
 const STEPS = envInt("CAS_STEPS", 40);
 const BASE_SEED = envInt("CAS_SEED", 20_251_125);
 
@@ -76,18 +77,10 @@ const FINGERPRINTS: Record<string, number> = {
 };
 const FPS = Object.keys(FINGERPRINTS);
 
-const FAN_OUT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]?$/;
-const TEMP_NAME = /^(.+)\.tmp\.[A-Za-z0-9]{6}$/;
+/** The format of a trash name (cas's trash.ts), whose slot name part the checks compare. */
 const TRASH_NAME = /^(.+)\.([0-9a-z]+)\.[0-9a-f]{12}$/;
-const PRIVATE_DIRS = [".staging", ".scratch", ".trash"];
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be an integer >= 0`);
-  return value;
-}
+/** What a stage temp of `fp` is named like: `<slot name>.tmp.XXXXXX`. */
+const TEMP_OF = (fp: string) => `${nameOf(fp)}.tmp.`;
 
 function bytes(length: number, fill: number): Buffer {
   return Buffer.alloc(length, fill);
@@ -116,43 +109,6 @@ function summaryOf(spec: Spec): { files: number; bytes: number } {
   return { files, bytes: total };
 }
 
-/** mulberry32: a tiny seeded generator, so a sequence is reproducible from its seed. */
-class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  }
-
-  int(below: number): number {
-    return Math.floor(this.next() * below);
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    const item = items[this.int(items.length)];
-    if (item === undefined) throw new Error("pick from an empty list");
-    return item;
-  }
-
-  hex(length: number): string {
-    let out = "";
-    while (out.length < length) out += this.int(16).toString(16);
-    return out;
-  }
-}
-
 interface ModelEntry {
   bytes: number;
   mtimeMs: number;
@@ -166,8 +122,11 @@ class Model {
   readonly trash = new Map<string, number>();
   /** Stage temp name → its mtime. */
   readonly staging = new Map<string, number>();
-  /** Slots without a sentinel, left by a foreign or older writer. Never entries, never evicted. */
-  readonly foreign = new Set<string>();
+  /**
+   * Slots without a sentinel, left by a foreign or older writer, → the newest mtime in them and whether they
+   * hold anything. Never entries, never evicted; open() removes them once that mtime is `staleAfterMs` old.
+   */
+  readonly foreign = new Map<string, { mtimeMs: number; empty: boolean }>();
 
   total(): number {
     let sum = 0;
@@ -175,10 +134,31 @@ class Model {
     return sum;
   }
 
-  /** open(): stage temps at least `staleAfterMs` old go, and trash past min(grace, staleAfterMs). */
-  open(staleAfterMs: number, now: number): void {
-    for (const [name, mtimeMs] of this.staging) if (mtimeMs <= now - staleAfterMs) this.staging.delete(name);
+  /**
+   * open(): stage temps and foreign slots at least `staleAfterMs` old go (emptied fan-outs with them), and
+   * trash past min(grace, staleAfterMs). Returns the foreign slots removed that held something (those are
+   * warned about).
+   */
+  open(staleAfterMs: number, now: number): string[] {
+    const isOld = (mtimeMs: number) => staleAfterMs === 0 || mtimeMs <= now - staleAfterMs;
+    for (const [name, mtimeMs] of this.staging) if (isOld(mtimeMs)) this.staging.delete(name);
+    const warned: string[] = [];
+    const removed: string[] = [];
+    for (const [fp, { mtimeMs, empty }] of this.foreign) {
+      if (!isOld(mtimeMs)) continue;
+      this.foreign.delete(fp);
+      removed.push(fp);
+      if (!empty) warned.push(fp);
+    }
+    this.dropEmptiedFanOuts(removed);
     this.dropTrash(now - Math.min(TRASH_GRACE_MS, staleAfterMs));
+    return warned;
+  }
+
+  /** Fan-out directories of `gone` slots that no longer hold any slot, complete or not. */
+  dropEmptiedFanOuts(gone: string[]): void {
+    const occupied = new Set([...this.entries.keys(), ...this.foreign.keys()].map(fanOutNameOf));
+    for (const fp of gone) if (!occupied.has(fanOutNameOf(fp))) this.fanOuts.delete(fanOutNameOf(fp));
   }
 
   /** One eviction pass: least recently used first while over the cap, stopping at the first protected. */
@@ -194,8 +174,7 @@ class Model {
         removed.push(fp);
       }
       // Emptied fan-out directories go; one still holding a slot, complete or not, stays.
-      const occupied = new Set([...this.entries.keys(), ...this.foreign].map((fp) => fp.slice(0, 2)));
-      for (const fp of removed) if (!occupied.has(fp.slice(0, 2))) this.fanOuts.delete(fp.slice(0, 2));
+      this.dropEmptiedFanOuts(removed);
     }
     this.dropTrash(now - TRASH_GRACE_MS);
     return removed;
@@ -242,7 +221,7 @@ class Sequence {
 
   async start(): Promise<void> {
     this.#cache = await this.#open(PEER_STALE_MS);
-    this.model.open(PEER_STALE_MS, Date.now());
+    this.#modelOpen(PEER_STALE_MS, Date.now());
   }
 
   async finish(): Promise<void> {
@@ -255,7 +234,14 @@ class Sequence {
   }
 
   slot(fp: string): string {
-    return join(this.root, fp.slice(0, 2), fp);
+    return new Layout(this.root).slotPath(fp);
+  }
+
+  /** The model's side of an open(): what it removes, and the warnings the real one gives for that. */
+  #modelOpen(staleAfterMs: number, now: number): void {
+    for (const fp of this.model.open(staleAfterMs, now)) {
+      this.expectedWarnings.push(`removed an incomplete entry left by another writer (${this.slot(fp)})`);
+    }
   }
 
   #open(staleAfterMs: number): Promise<StageCache> {
@@ -302,7 +288,7 @@ class Sequence {
     this.trace.push(`${kind}(${fp}) ${expectHit ? "hit" : "miss"}`);
     if (this.model.foreign.delete(fp)) {
       // The stage moves the foreign slot aside into trash, removes it and says so (unless it was empty,
-      // when the rename of the new copy simply replaces it).
+      // when it is simply removed).
       if (readdirSync(this.slot(fp)).length > 0) {
         this.expectedWarnings.push(`removed an incomplete entry left by another writer (${this.slot(fp)})`);
       }
@@ -311,7 +297,7 @@ class Sequence {
     const now = Date.now();
     this.model.assertUnambiguous(now);
     const peer = await this.#open(PEER_STALE_MS);
-    this.model.open(PEER_STALE_MS, now);
+    this.#modelOpen(PEER_STALE_MS, now);
     let progress = 0;
     const path = await peer.stage(this.#sources[this.#source(fp)] as string, fp, {
       onProgress: () => {
@@ -337,7 +323,7 @@ class Sequence {
       return;
     }
     this.model.entries.set(fp, { bytes: summaryOf(SOURCES[this.#source(fp)] as Spec).bytes, mtimeMs: now });
-    this.model.fanOuts.add(fp.slice(0, 2));
+    this.model.fanOuts.add(fanOutNameOf(fp));
     const predicted = this.model.pass(now);
     if (predicted.length > 0) this.trace.push(`  background pass removed ${predicted.join(", ")}`);
     const after = this.completeOnDisk();
@@ -375,7 +361,7 @@ class Sequence {
    */
   crashEvict(fp: string): void {
     const createdAt = this.#rng.chance(0.3) ? Date.now() - 10 * 60_000 : Date.now();
-    const name = `${fp}.${createdAt.toString(36)}.${this.#rng.hex(12)}`;
+    const name = `${nameOf(fp)}.${createdAt.toString(36)}.${this.#rng.hex(12)}`;
     const trash = join(this.root, ".trash", name);
     renameSync(this.slot(fp), trash);
     const deleted: string[] = [];
@@ -403,16 +389,19 @@ class Sequence {
     }
     writeTree(slot, partial);
     mkdirSync(slot, { recursive: true });
+    // Written long ago: everything in it, the slot last, since writing inside moves a directory's mtime.
     const old = new Date(Date.now() - 10 * HOUR_MS);
+    for (const rel of [...filesUnder(slot), ...dirsUnder(slot).reverse()])
+      utimesSync(join(slot, rel), old, old);
     utimesSync(slot, old, old);
     this.trace.push(`foreignPartial(${fp}) [${Object.keys(partial).join(", ")}]`);
-    this.model.foreign.add(fp);
-    this.model.fanOuts.add(fp.slice(0, 2));
+    this.model.foreign.set(fp, { mtimeMs: old.getTime(), empty: Object.keys(partial).length === 0 });
+    this.model.fanOuts.add(fanOutNameOf(fp));
   }
 
   /** crashBuild: a builder killed mid-copy left a stage temp with part of the tree and no sentinel. */
   crashBuild(fp: string): void {
-    const temp = mkdtempSync(join(this.root, ".staging", `${fp}.tmp.`));
+    const temp = mkdtempSync(join(this.root, ".staging", TEMP_OF(fp)));
     const spec = SOURCES[this.#source(fp)] as Spec;
     const partial: Spec = {};
     for (const [rel, file] of Object.entries(spec)) {
@@ -452,7 +441,7 @@ class Sequence {
     await this.cache.close();
     const now = Date.now();
     this.#cache = await this.#open(staleAfterMs);
-    this.model.open(staleAfterMs, now);
+    this.#modelOpen(staleAfterMs, now);
   }
 
   #bytesOf(fp: string): number {
@@ -520,45 +509,61 @@ class Sequence {
     const slots: string[] = [];
     const foreign: string[] = [];
     for (const dirent of readdirSync(this.root, { withFileTypes: true })) {
-      if (PRIVATE_DIRS.includes(dirent.name)) {
+      if ((PRIVATE_DIRS as readonly string[]).includes(dirent.name)) {
         expect(dirent.isDirectory()).toBe(true);
         continue;
       }
-      expect(dirent.isDirectory() && FAN_OUT_NAME.test(dirent.name), `stray ${dirent.name} in the root`).toBe(
-        true,
-      );
+      expect(dirent.isDirectory(), `stray ${dirent.name} in the root`).toBe(true);
       fanOuts.push(dirent.name);
       for (const child of readdirSync(join(this.root, dirent.name), { withFileTypes: true })) {
-        // (7) a fan-out directory holds only slots: directories named by a fingerprint starting with its name.
+        // (7) a fan-out directory holds only slots: directories named (escaped) by a fingerprint whose fan-out
+        // it is.
+        const fp = parseSlotName(dirent.name, child.name)?.fingerprint;
         expect(
-          child.isDirectory() && FPS.includes(child.name) && child.name.slice(0, 2) === dirent.name,
+          child.isDirectory() && fp !== undefined && FPS.includes(fp),
           `non-slot ${dirent.name}/${child.name}`,
         ).toBe(true);
         // (1) every slot holding the sentinel holds exactly its source's tree; this package's writers never
         // leave a slot without one, so the only such slots are the foreign ones the test made.
         if (existsSync(join(this.root, dirent.name, child.name, STAGE_COMPLETE_SENTINEL))) {
-          this.expectComplete(child.name);
-          slots.push(child.name);
+          this.expectComplete(fp as string);
+          slots.push(fp as string);
         } else {
-          expect(this.model.foreign.has(child.name), `incomplete slot ${child.name}`).toBe(true);
-          foreign.push(child.name);
+          expect(this.model.foreign.has(fp as string), `incomplete slot ${fp}`).toBe(true);
+          foreign.push(fp as string);
         }
       }
     }
     expect(slots.sort(), "complete entries").toEqual([...this.model.entries.keys()].sort());
-    expect(foreign.sort(), "foreign incomplete slots").toEqual([...this.model.foreign].sort());
+    expect(foreign.sort(), "foreign incomplete slots").toEqual([...this.model.foreign.keys()].sort());
     expect(fanOuts.sort(), "fan-out directories").toEqual([...this.model.fanOuts].sort());
 
     // (7) debris lives only in private directories, which no fan-out name matches, under debris names.
     const staging = readdirSync(join(this.root, ".staging"));
-    for (const name of staging) expect(TEMP_NAME.exec(name)?.[1], `stage temp ${name}`).toBeOneOf(FPS);
+    for (const name of staging) {
+      expect(
+        isStageTempName(name) && FPS.some((fp) => name.startsWith(TEMP_OF(fp))),
+        `stage temp ${name}`,
+      ).toBe(true);
+    }
     expect(staging.sort(), "stage temps").toEqual([...this.model.staging.keys()].sort());
     const trash = readdirSync(join(this.root, ".trash"));
-    for (const name of trash) expect(TRASH_NAME.exec(name)?.[1], `trash ${name}`).toBeOneOf(FPS);
+    for (const name of trash) expect(TRASH_NAME.exec(name)?.[1], `trash ${name}`).toBeOneOf(FPS.map(nameOf));
     expect(trash.sort(), "trash").toEqual([...this.model.trash.keys()].sort());
     expect(readdirSync(join(this.root, ".scratch"))).toEqual([]);
-    expect(this.warnings).toEqual(this.expectedWarnings);
+    // open() visits slots in the order the filesystem lists them.
+    expect([...this.warnings].sort()).toEqual([...this.expectedWarnings].sort());
   }
+}
+
+function dirsUnder(dir: string, rel = ""): string[] {
+  const out: string[] = [];
+  for (const dirent of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    if (!dirent.isDirectory()) continue;
+    const childRel = rel ? `${rel}/${dirent.name}` : dirent.name;
+    out.push(childRel, ...dirsUnder(dir, childRel));
+  }
+  return out;
 }
 
 function filesUnder(dir: string, rel = ""): string[] {
@@ -574,9 +579,13 @@ function filesUnder(dir: string, rel = ""): string[] {
 const seeds = Array.from({ length: SEQUENCES }, (_, i) => (BASE_SEED + i) >>> 0);
 
 describe("eviction against a model, over random operation sequences", () => {
-  it("names the private directories so that no fan-out directory can be one", () => {
-    for (const name of PRIVATE_DIRS) expect(FAN_OUT_NAME.test(name)).toBe(false);
-    for (const fp of FPS) expect(FAN_OUT_NAME.test(fp.slice(0, 2))).toBe(true);
+  it("names the private directories so that no slot can be taken for one, nor one for a slot", () => {
+    for (const name of PRIVATE_DIRS) {
+      for (const fp of FPS) expect(fanOutNameOf(fp)).not.toBe(name);
+      expect(parseSlotName(name, `${name}x`)).toBeUndefined();
+    }
+    for (const fp of FPS)
+      expect(parseSlotName(fanOutNameOf(fp), nameOf(fp))).toEqual({ fingerprint: fp, legacy: false });
   });
 
   it.each(seeds)("keeps the disk equal to the model and sweeps in LRU order (CAS_SEED=%i)", async (seed) => {

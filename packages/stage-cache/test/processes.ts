@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -6,6 +6,12 @@ import { fileURLToPath } from "node:url";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
 export const WORKER = fileURLToPath(new URL("./stage-worker.mjs", import.meta.url));
+export const STAGE_ONCE = fileURLToPath(new URL("./stage-once.mjs", import.meta.url));
+export const SCRATCH_OWNER = fileURLToPath(new URL("./scratch-owner.mjs", import.meta.url));
+
+/** The unprivileged user the tests run children as, to get real permission errors while running as root. */
+export const NOBODY = { uid: 65534, gid: 65534 };
+export const isRoot = process.getuid?.() === 0;
 
 /** Sources for `count` colliding fingerprints, and the sha256 of every file each must stage. */
 export function raceSources(count: number, bigFile = 0) {
@@ -30,27 +36,88 @@ export function raceSources(count: number, bigFile = 0) {
   return { sources, expected };
 }
 
-export interface WorkerReport {
-  calls: number;
-  failures: { fp: string; problem: string; sinceReturnMs: number }[];
-  evicted: number;
+export type Line = Record<string, unknown> & { kind?: string };
+
+/**
+ * A child process whose stdout is JSON lines: every line it printed so far, a way to wait for one (a
+ * ready-line as a barrier), and its exit.
+ */
+export class LineProcess {
+  readonly child: ChildProcess;
+  readonly lines: Line[] = [];
+  stderr = "";
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #buffered = "";
+  #waiters: { match: (line: Line) => boolean; resolve: (line: Line) => void }[] = [];
+
+  constructor(command: string, args: string[], options: SpawnOptions = {}) {
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], ...options });
+    this.child.stdout?.on("data", (chunk: Buffer) => {
+      this.#buffered += chunk.toString("utf8");
+      for (let newline = this.#buffered.indexOf("\n"); newline >= 0; newline = this.#buffered.indexOf("\n")) {
+        const line = JSON.parse(this.#buffered.slice(0, newline)) as Line;
+        this.#buffered = this.#buffered.slice(newline + 1);
+        this.lines.push(line);
+        for (const waiter of this.#waiters.filter((w) => w.match(line))) {
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    });
+    this.child.stderr?.on("data", (chunk: Buffer) => {
+      this.stderr += chunk.toString("utf8");
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on("close", (code, signal) => resolve({ code, signal }));
+    });
+  }
+
+  /** The first line (already printed or yet to come) that `match` accepts; rejects if the child exits first. */
+  waitFor(match: (line: Line) => boolean): Promise<Line> {
+    const seen = this.lines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ match, resolve });
+      void this.exited.then(({ code, signal }) =>
+        reject(new Error(`child exited (${code ?? signal}) before the awaited line: ${this.stderr}`)),
+      );
+    });
+  }
+
+  send(text: string): void {
+    this.child.stdin?.write(`${text}\n`);
+  }
 }
 
-/** Starts a worker on a job; `done` resolves to its report (or undefined when it was killed). */
-export function startWorker(job: object): { child: ChildProcess; done: Promise<WorkerReport | undefined> } {
+/** Starts a race worker on a job (see stage-worker.mjs). */
+export function startWorker(job: object): LineProcess {
   const jobFile = join(tempDir("job"), "job.json");
   writeFileSync(jobFile, JSON.stringify(job));
-  const child = spawn(process.execPath, [WORKER, jobFile], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk) => (stdout += chunk));
-  child.stderr?.on("data", (chunk) => (stderr += chunk));
-  const done = new Promise<WorkerReport | undefined>((resolve, reject) => {
-    child.on("close", (code, signal) => {
-      if (signal === "SIGKILL") return resolve(undefined);
-      if (code !== 0) return reject(new Error(`worker exited ${code}: ${stderr}`));
-      resolve(JSON.parse(stdout) as WorkerReport);
-    });
-  });
-  return { child, done };
+  return new LineProcess(process.execPath, [WORKER, jobFile]);
+}
+
+/** What stage-once.mjs prints. */
+export interface OnceResult {
+  path?: string;
+  readable?: true | string;
+  sentinelMtimeMs?: number;
+  sweep?: { removed: string[]; freedBytes: number; totalBytes: number; measuredOnly: boolean };
+  error?: { name: string; code: string; path: string; message: string };
+  warnings: { message: string; path: string }[];
+}
+
+/**
+ * Runs stage-once.mjs with `job` (see there), as `user` when given (spawned with its uid and gid), under
+ * `command` (e.g. strace) when given, and resolves to what it printed.
+ */
+export async function stageOnce(
+  job: object,
+  options: { user?: { uid: number; gid: number }; wrap?: string[] } = {},
+): Promise<OnceResult> {
+  const argv = [...(options.wrap ?? []), process.execPath, STAGE_ONCE, JSON.stringify(job)];
+  const child = new LineProcess(argv[0] as string, argv.slice(1), options.user ?? {});
+  const { code } = await child.exited;
+  const [result] = child.lines;
+  if (code !== 0 || result === undefined) throw new Error(`stage-once exited ${code}: ${child.stderr}`);
+  return result as unknown as OnceResult;
 }

@@ -1,28 +1,49 @@
-// A child process of race.test.ts: stages colliding fingerprints in a loop and checks every returned tree
-// right away. Imports the built package, as a real user would.
+// A child process of race.test.ts: stages colliding fingerprints in a loop (mode "stage") or sweeps (mode
+// "sweep"), and reports every completed call as one JSON line on stdout, written synchronously, so a
+// SIGKILL loses at most the call in progress. Imports the built package, as a real user would.
 //
 //   node stage-worker.mjs <job.json>
 //
 // job: { root, sources: { [fp]: dir }, expected: { [fp]: { [rel]: sha256 } }, rounds, maxBytes, minAgeMs,
-//        mode: "stage" | "sweep" }
-// Prints one JSON line: { calls, failures: [{ fp, problem, sinceReturnMs }], evicted }.
+//        pauseMs, mode: "stage" | "sweep", seed }
+//
+// Lines (times are Date.now() of this machine, comparable across processes):
+//   { kind: "ready", pid, seed }
+//   { kind: "stage", fp, startedAt, returnedAt, checkedAt, path, problem?, code? }   one per completed stage
+//   { kind: "stage", fp, startedAt, failedAt, error: { code, message } }             a stage that threw
+//   { kind: "trash", slot, at }     an eviction by this process is about to move `slot` to the trash
+//   { kind: "sweep", removed, at }  one per completed sweep
+//   { kind: "done" }
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { TEST_HOOKS } from "../dist/cache.js";
 import { StageCache } from "../dist/index.js";
 
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const report = (line) => writeSync(1, `${JSON.stringify(line)}\n`);
+
+/** mulberry32, seeded by the job, so a run can be replayed (see the test's CAS_SEED). */
+let state = job.seed >>> 0;
+function random() {
+  state = (state + 0x6d2b79f5) >>> 0;
+  let t = state;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+}
+
 const cache = await StageCache.open({
   root: job.root,
   maxBytes: job.maxBytes,
   minAgeMs: job.minAgeMs,
   onWarning: () => {},
+  // Reported before the rename into the trash, so that no SIGKILL can hide an eviction that happened.
+  [TEST_HOOKS]: { beforeTrash: (slot) => report({ kind: "trash", slot, at: Date.now() }) },
 });
 const fingerprints = Object.keys(job.sources);
-const failures = [];
-let calls = 0;
-let evicted = 0;
+report({ kind: "ready", pid: process.pid, seed: job.seed });
 
 // An evictor may rename the sentinel of an entry we hold for an instant (its claim), then, seeing our use,
 // rename it back: either name marks the entry as whole. Neither is read, since it may move under us.
@@ -54,29 +75,38 @@ function check(path, expected) {
 
 for (let round = 0; round < job.rounds; round++) {
   if (job.mode === "sweep") {
-    evicted += (await cache.sweep()).removed.length;
-    await sleep(Math.random() * 5);
+    const { removed } = await cache.sweep();
+    report({ kind: "sweep", removed, at: Date.now() });
+    await sleep(random() * 5);
     continue;
   }
-  const fp = fingerprints[Math.floor(Math.random() * fingerprints.length)];
-  calls++;
+  const fp = fingerprints[Math.floor(random() * fingerprints.length)];
+  const startedAt = Date.now();
   let path;
   try {
     path = await cache.stage(job.sources[fp], fp);
   } catch (error) {
-    failures.push({ fp, problem: `stage threw: ${error?.code} ${error?.message}`, sinceReturnMs: 0 });
+    report({
+      kind: "stage",
+      fp,
+      startedAt,
+      failedAt: Date.now(),
+      error: { code: error?.code, message: error?.message },
+    });
     continue;
   }
-  const returnedAt = performance.now();
+  const returnedAt = Date.now();
   let problem;
+  let code;
   try {
     problem = check(path, job.expected[fp]);
   } catch (error) {
-    problem = `read failed: ${error?.code}`;
+    code = error?.code;
+    problem = `read failed: ${code} ${error?.message}`;
   }
-  if (problem) failures.push({ fp, problem, sinceReturnMs: performance.now() - returnedAt });
+  report({ kind: "stage", fp, startedAt, returnedAt, checkedAt: Date.now(), path, problem, code });
   // Pauses let entries go unused for longer than minAgeMs, so eviction really happens meanwhile.
-  await sleep(Math.random() * job.pauseMs);
+  await sleep(random() * job.pauseMs);
 }
 await cache.close();
-process.stdout.write(`${JSON.stringify({ calls, failures, evicted })}\n`);
+report({ kind: "done" });

@@ -1,0 +1,173 @@
+import { lstat, rmdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { type EntryStore, isStageTempName, messageOf, sweepStaleTemps } from "@cas-stage/cas";
+import { listSlots, measureTree, readdirOrEmpty } from "./evict.js";
+import type { Layout } from "./layout.js";
+import { isAbandonedScratch, removeScratch } from "./scratch.js";
+
+/**
+ * What a cache root holds besides complete entries:
+ *
+ * | kind | what | stale (what `clean` does) when |
+ * |---|---|---|
+ * | `temp` | a build's temp dir in `.staging/`: in progress, or left by a killed process | older than `staleAfterMs` (removed) |
+ * | `scratch` | a scratch copy in `.scratch/` | its owner is not known to run and it went unused for `staleAfterMs` (removed; see scratch.ts) |
+ * | `trash` | an evicted entry in `.trash/` on its way out | no evictor can restore it any more (removed) |
+ * | `claimed` | a slot whose evictor claimed it: an eviction in progress, or interrupted | the claim is older than the claim grace period (the entry, whole, is given back) |
+ * | `incomplete` | a slot without sentinel or claim: a foreign or older writer's | nothing in it changed for `staleAfterMs` (moved to the trash and removed) |
+ *
+ * Debris that is not stale may belong to a process at work and is left alone.
+ */
+export type DebrisKind = "temp" | "scratch" | "trash" | "claimed" | "incomplete";
+
+export interface Debris {
+  kind: DebrisKind;
+  path: string;
+  /** Bytes of file content under it; 0 when it was not measured. */
+  bytes: number;
+  /** Whether `clean` acts on it now (see {@link DebrisKind}). */
+  stale: boolean;
+}
+
+/** The debris policy of one cache object. */
+export interface DebrisContext {
+  layout: Layout;
+  store: EntryStore;
+  /** Temps, scratch copies and incomplete slots older than this are stale (0: all of them). */
+  staleAfterMs: number;
+  /** Trash older than this can no longer be restored by its evictor. */
+  trashGraceMs: number;
+  onWarning: (message: string, path: string) => void;
+}
+
+/**
+ * Finds the debris under a root, with sizes when `measure` is set (a walk of each; incomplete slots are
+ * walked either way, since their staleness is the newest mtime in them). Reads only; never throws for
+ * debris that vanishes meanwhile. Throws the filesystem error when the root cannot be listed.
+ */
+export async function findDebris(context: DebrisContext, options: { measure: boolean }): Promise<Debris[]> {
+  const { layout, store, staleAfterMs, trashGraceMs } = context;
+  const now = Date.now();
+  const isOld = (mtimeMs: number) => staleAfterMs === 0 || mtimeMs <= now - staleAfterMs;
+  const size = async (path: string) => (options.measure ? (await measureTree(path)).bytes : 0);
+  const found: Debris[] = [];
+
+  for (const entry of await readdirOrEmpty(layout.stagingDir)) {
+    if (!entry.isDirectory() || !isStageTempName(entry.name)) continue;
+    const path = join(layout.stagingDir, entry.name);
+    const stats = await lstat(path).catch(() => undefined);
+    if (stats) found.push({ kind: "temp", path, bytes: await size(path), stale: isOld(stats.mtimeMs) });
+  }
+  for (const entry of await readdirOrEmpty(layout.scratchDir)) {
+    const path = join(layout.scratchDir, entry.name);
+    const stale = await isAbandonedScratch(path, staleAfterMs, now);
+    found.push({ kind: "scratch", path, bytes: await size(path), stale });
+  }
+  for (const slot of await listSlots(layout)) {
+    const state = await store.inspect(slot.path);
+    if (state.state === "claimed") {
+      const stale = state.ageMs >= store.claimGraceMs;
+      found.push({ kind: "claimed", path: slot.path, bytes: await size(slot.path), stale });
+    } else if (state.state === "incomplete") {
+      const { bytes, newestMtimeMs } = await measureTree(slot.path);
+      found.push({ kind: "incomplete", path: slot.path, bytes, stale: isOld(newestMtimeMs) });
+    }
+  }
+  for (const entry of await readdirOrEmpty(layout.trashDir)) {
+    const path = join(layout.trashDir, entry.name);
+    found.push({
+      kind: "trash",
+      path,
+      bytes: await size(path),
+      stale: isAbandonedTrash(entry.name, trashGraceMs, now),
+    });
+  }
+  return found;
+}
+
+/**
+ * Acts on the stale items of `debris` (as {@link findDebris} listed them; others are ignored): removes
+ * temps, scratch copies, trash and incomplete slots, gives claimed entries back. Temps, trash, claims and
+ * incomplete slots are checked again as they go (by cas), so one that turned live meanwhile (a slot
+ * completed by its writer, a claim resolved) stays; a scratch copy is not (its owner cannot come back to
+ * life, and one judged by age alone is used by nobody who asked for it within `staleAfterMs`). Resolves to
+ * what was removed and what was given back; a failure to remove goes to `onWarning` and never throws.
+ */
+export async function removeDebris(
+  context: DebrisContext,
+  debris: readonly Debris[],
+): Promise<{ removed: Debris[]; repaired: Debris[] }> {
+  const { layout, store, staleAfterMs, trashGraceMs, onWarning } = context;
+  const stale = (kind: DebrisKind) => debris.filter((item) => item.stale && item.kind === kind);
+  const removed: Debris[] = [];
+  const repaired: Debris[] = [];
+
+  if (stale("temp").length > 0) {
+    try {
+      const paths = await sweepStaleTemps(layout.stagingDir, { olderThanMs: staleAfterMs });
+      removed.push(...matching("temp", paths, debris));
+    } catch (error) {
+      onWarning(`could not remove stale stage temps: ${messageOf(error)}`, layout.stagingDir);
+    }
+  }
+  for (const item of stale("scratch")) {
+    try {
+      if (await removeScratch(item.path)) removed.push(item);
+    } catch (error) {
+      onWarning(`could not remove stale scratch copy: ${messageOf(error)}`, item.path);
+    }
+  }
+  for (const item of stale("claimed")) {
+    try {
+      if (await store.repairClaim(item.path)) repaired.push(item);
+    } catch (error) {
+      onWarning(
+        `could not give back an entry whose eviction was interrupted: ${messageOf(error)}`,
+        item.path,
+      );
+    }
+  }
+  for (const item of stale("incomplete")) {
+    try {
+      // The same move aside a stage of this slot does: one rename into the trash, put back if it turned
+      // out complete meanwhile.
+      await store.makeWay(item.path);
+      if ((await store.inspect(item.path)).state === "absent") {
+        removed.push(item);
+        await rmdir(dirname(item.path)).catch(() => {});
+      }
+    } catch (error) {
+      onWarning(`could not remove an incomplete entry: ${messageOf(error)}`, item.path);
+    }
+  }
+  if (stale("trash").length > 0) {
+    const { paths } = await store.removeAbandonedTrash(trashGraceMs);
+    removed.push(...matching("trash", paths, debris));
+  }
+  return { removed, repaired };
+}
+
+/** The listed items of `kind` at `paths`; a path removed that was not listed is reported unmeasured. */
+function matching(kind: DebrisKind, paths: readonly string[], debris: readonly Debris[]): Debris[] {
+  return paths.map(
+    (path) =>
+      debris.find((item) => item.kind === kind && item.path === path) ?? {
+        kind,
+        path,
+        bytes: 0,
+        stale: true,
+      },
+  );
+}
+
+/**
+ * Whether `EntryStore.removeAbandonedTrash(graceMs)` removes the trash entry called `name` now: one whose
+ * name says it was made at least `graceMs` ago, or a name it did not make (which includes the `.deleting`
+ * names of trash being deleted). This restates the rule of cas's `trash.ts`, which cas does not export, for
+ * dry runs and listings; a test checks that a dry run predicts exactly what `clean` then removes.
+ */
+function isAbandonedTrash(name: string, graceMs: number, now: number): boolean {
+  const match = /\.([0-9a-z]+)\.[0-9a-f]{12}$/.exec(name);
+  const createdAt = match?.[1] === undefined ? Number.NaN : Number.parseInt(match[1], 36);
+  return !Number.isFinite(createdAt) || createdAt <= now - graceMs;
+}

@@ -1,0 +1,201 @@
+// Scratch copies of a process that still runs must survive every other process's open(), however old they
+// look; those of a process that died go. Owners are real long-lived processes (scratch-owner.mjs), killed
+// with SIGKILL where a test needs a dead one.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
+import { basename, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { StageCache } from "../src/index.js";
+import { scratchOwnerState } from "../src/scratch.js";
+import { readTree, sampleTree, tempDir, until, writeTree } from "./fixtures.js";
+import { isRoot, LineProcess, SCRATCH_OWNER, stageOnce } from "./processes.js";
+
+const HOUR_MS = 3_600_000;
+const SOURCE_FILES = [".env", "README.md", "bin", "src"];
+
+/** Moves the scratch copy's mark of last use an hour back: older than any staleAfterMs the tests use. */
+function age(path: string): void {
+  const old = new Date(Date.now() - HOUR_MS);
+  utimesSync(path, old, old);
+}
+
+/** Another process's open(), as a cleaner: scratch unused for a minute is stale for it. */
+async function openElsewhere(root: string): Promise<void> {
+  const cache = await StageCache.open({ root, staleAfterMs: 60_000 });
+  await cache.close();
+}
+
+function startOwner(root: string, source: string, wrap: string[] = []): LineProcess {
+  const argv = [...wrap, process.execPath, SCRATCH_OWNER, root, source];
+  return new LineProcess(argv[0] as string, argv.slice(1));
+}
+
+describe("a scratch copy", () => {
+  it("of a process that still runs survives another process's open(), however old it looks", async () => {
+    const root = join(tempDir("root"), "cache");
+    const source = sampleTree(tempDir("src"));
+    const owner = startOwner(root, source);
+    try {
+      const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
+      age(path);
+      await openElsewhere(root);
+      expect(existsSync(path)).toBe(true);
+      // Even a cleaner for which all debris is stale leaves it.
+      await stageOnce({ root, sweep: true, options: { staleAfterMs: 0 } });
+      expect(existsSync(path)).toBe(true);
+      owner.send("stage");
+      expect(await owner.waitFor((line) => line.kind === "staged")).toEqual({
+        kind: "staged",
+        path,
+        files: SOURCE_FILES,
+      });
+      owner.send("close");
+      await owner.waitFor((line) => line.kind === "closed");
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      owner.child.kill("SIGKILL");
+    }
+  });
+
+  it("of a process killed with SIGKILL is removed by the next open() once stale, and kept while young", async () => {
+    const root = join(tempDir("root"), "cache");
+    const owner = startOwner(root, sampleTree(tempDir("src")));
+    const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
+    owner.child.kill("SIGKILL");
+    expect((await owner.exited).signal).toBe("SIGKILL");
+    // A dead owner's copy is debris like any other: it goes once unused for staleAfterMs, not before (a
+    // process the owner started may still be reading it).
+    await openElsewhere(root);
+    expect(existsSync(path)).toBe(true);
+    age(path);
+    await openElsewhere(root);
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(`${path}.deleting`)).toBe(false);
+  });
+
+  it("is checked before it is handed out again, and made anew when it is gone", async () => {
+    const source = sampleTree(tempDir("src"));
+    const cache = await StageCache.open({ root: join(tempDir("root"), "cache") });
+    const first = await cache.stage(source);
+    rmSync(first, { recursive: true });
+    const second = await cache.stage(source);
+    expect(second).not.toBe(first);
+    expect(readTree(second)).toEqual(readTree(source));
+    expect(await cache.stage(source)).toBe(second);
+    await cache.close();
+    expect(existsSync(second)).toBe(false);
+  });
+
+  it("of a process in another pid namespace is judged by its last use, which each hand-out renews", async () => {
+    // The cleaner cannot see the owner's process here, so it falls back to age (see scratch.ts).
+    const root = join(tempDir("root"), "cache");
+    const source = sampleTree(tempDir("src"));
+    const owner = startOwner(root, source, ["unshare", "--pid", "--fork", "--mount-proc"]);
+    try {
+      const { path, pid } = (await owner.waitFor((line) => line.kind === "ready")) as {
+        path: string;
+        pid: number;
+      };
+      expect(pid).toBe(1);
+      expect(scratchOwnerState(basename(path))).toBe("unknown");
+      age(path);
+      owner.send("stage");
+      await owner.waitFor((line) => line.kind === "staged");
+      await openElsewhere(root);
+      expect(existsSync(path), "used a moment ago").toBe(true);
+      age(path);
+      await openElsewhere(root);
+      expect(existsSync(path), "unused for an hour").toBe(false);
+      owner.send("stage");
+      const again = (await owner.waitFor((line) => line.kind === "staged" && line.path !== path)) as {
+        path: string;
+        files: string[];
+      };
+      expect(again.files).toEqual(SOURCE_FILES);
+    } finally {
+      owner.child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("removing a stale scratch copy", () => {
+  it.skipIf(!isRoot)(
+    "renames it first, so a removal that fails midway never leaves it half-deleted under its name",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      // A copy of an older version's kind (no owner in its name): judged by age alone.
+      const scratch = writeTree(join(root, ".scratch", "s-AbC123"), { a: "a", b: "b" });
+      execFileSync("chattr", ["+i", join(scratch, "b")]);
+      try {
+        age(scratch);
+        const warnings: string[] = [];
+        const cache = await StageCache.open({
+          root,
+          staleAfterMs: 60_000,
+          onWarning: (m) => warnings.push(m),
+        });
+        await cache.close();
+        expect(warnings).toEqual([expect.stringMatching(/^could not remove stale scratch copy: /)]);
+        expect(existsSync(scratch)).toBe(false);
+        expect(readdirSync(`${scratch}.deleting`)).toEqual(["b"]);
+      } finally {
+        execFileSync("chattr", ["-i", join(`${scratch}.deleting`, "b")]);
+      }
+      // The next cleaner finishes the job, whatever its age.
+      const cache = await StageCache.open({ root });
+      await cache.close();
+      expect(readdirSync(join(root, ".scratch"))).toEqual([]);
+    },
+  );
+});
+
+describe("the owner of a scratch directory, as a cleaner sees it", () => {
+  const own = readFileSync(`/proc/${process.pid}/stat`, "utf8");
+  const start = own.slice(own.lastIndexOf(")") + 2).split(" ")[19] as string;
+  /** This process's own scratch name, from a real copy (so its kernel key is the one this test runs under). */
+  async function ownName(): Promise<{ pid: string; kernel: string }> {
+    const cache = await StageCache.open({ root: join(tempDir("root"), "cache") });
+    const [pid, , kernel] = basename(await cache.stage(sampleTree(tempDir("src")))).split("-");
+    await cache.close();
+    return { pid: pid as string, kernel: kernel as string };
+  }
+
+  it("is alive for this very process", async () => {
+    const { pid, kernel } = await ownName();
+    expect(pid).toBe(String(process.pid));
+    expect(scratchOwnerState(`${pid}-${start}-${kernel}-AbC123`)).toBe("alive");
+  });
+
+  it("is dead when the pid now belongs to a process started at another time", async () => {
+    const { pid, kernel } = await ownName();
+    expect(scratchOwnerState(`${pid}-${Number(start) + 1}-${kernel}-AbC123`)).toBe("dead");
+  });
+
+  it("is dead when the pid is a zombie: exited, not yet reaped by its parent", async () => {
+    const { kernel } = await ownName();
+    // sh starts a short sleep in the background, then becomes a long one, which never reaps it.
+    const parent = spawn("sh", ["-c", "sleep 0.1 & echo $!; exec sleep 30"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      const zombie = await new Promise<string>((resolve) =>
+        parent.stdout.once("data", (d) => resolve(String(d).trim())),
+      );
+      const statOf = () => readFileSync(`/proc/${zombie}/stat`, "utf8");
+      await until(() => /\) Z /.test(statOf()), "the background process is a zombie");
+      const stat = statOf();
+      const zombieStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+      expect(scratchOwnerState(`${zombie}-${zombieStart}-${kernel}-AbC123`)).toBe("dead");
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
+
+  it("cannot be told for another kernel or pid namespace, nor for names without an owner", async () => {
+    const { pid, kernel } = await ownName();
+    const otherKernel = kernel === "00000000" ? "00000001" : "00000000";
+    expect(scratchOwnerState(`${pid}-${start}-${otherKernel}-AbC123`)).toBe("unknown");
+    expect(scratchOwnerState(`${pid}-x-x-AbC123`)).toBe("unknown");
+    expect(scratchOwnerState("s-AbC123")).toBe("unknown");
+  });
+});
