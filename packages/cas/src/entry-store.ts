@@ -172,8 +172,10 @@ export class EntryStore {
    * process died), are handled here: waited for, repaired or moved aside, then built again.
    *
    * Throws what `build` throws, `signal.reason` on abort, a {@link StageError} `phase: "tmp"` when no temp
-   * dir can be made in `stagingDir`, and {@link CasError} (the last failure's code, or `EAGAIN`) when the slot
-   * could not be published after several attempts. Nothing is left behind on failure.
+   * dir can be made in `stagingDir`, a {@link StageError} `phase: "finalize"` at once when the filesystem
+   * refuses the publication (`EACCES`, `EROFS`, `ENOSPC`, `EXDEV`, …: another attempt would fail alike), and
+   * {@link CasError} (the last failure's code, or `EAGAIN`) when the slot was taken or evicted again after
+   * several attempts. Nothing is left behind on failure.
    */
   async publish(slot: string, options: PublishOptions): Promise<{ path: string; outcome: PublishOutcome }> {
     const { signal } = options;
@@ -208,7 +210,7 @@ export class EntryStore {
         });
         outcome = adopted ? "adopted" : "built";
       } catch (error) {
-        if (!(error instanceof StageError) || error.phase === "tmp") throw error;
+        if (!(error instanceof StageError) || error.phase === "tmp" || !isRetryable(error)) throw error;
         lastError = error;
         // ENOENT: an evictor removed the slot's emptied parent between our mkdir and the rename; retry.
         if (error.code !== "ENOENT") await this.makeWay(slot, signal);
@@ -445,6 +447,16 @@ export class EntryStore {
       );
     }
   }
+}
+
+/**
+ * Whether a failed publication can succeed on another attempt: the slot was taken (`EEXIST`, `ENOTEMPTY`;
+ * Windows says `EPERM`/`EACCES`) or its parent vanished (`ENOENT`). A refusal of the filesystem (`EACCES`,
+ * `EROFS`, `ENOSPC`, `EXDEV`, …) would fail the same way after a full rebuild, so it is thrown at once.
+ */
+function isRetryable(error: StageError): boolean {
+  if (error.code === "EEXIST" || error.code === "ENOTEMPTY" || error.code === "ENOENT") return true;
+  return process.platform === "win32" && (error.code === "EPERM" || error.code === "EACCES");
 }
 
 /** `rename`, resolving false when the source is gone (another process moved it first). */

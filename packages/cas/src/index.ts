@@ -20,3 +20,4 @@ export {
 export { type BuildContext, type StageOptions, type StageResult, stage } from "./stage.js";
 export { type SweepStaleTempsOptions, sweepStaleTemps } from "./sweep.js";
 export { isStageTempName } from "./temp-name.js";
+export { isAbandonedTrash } from "./trash.js";

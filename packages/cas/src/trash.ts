@@ -33,6 +33,17 @@ export function trashCreatedAt(name: string): number | undefined {
   return Number.isFinite(time) ? time : undefined;
 }
 
+/**
+ * Whether {@link removeAbandonedTrash} with this `graceMs` removes the trash entry called `name` at `now`: a
+ * `.deleting` name, a trash name made at least `graceMs` ago, or a name this module did not make. Exported so
+ * that listings and dry runs predict exactly what a clean removes.
+ */
+export function isAbandonedTrash(name: string, graceMs: number, now: number = Date.now()): boolean {
+  if (name.endsWith(DELETING_SUFFIX)) return true;
+  const createdAt = trashCreatedAt(name);
+  return createdAt === undefined || createdAt <= now - graceMs;
+}
+
 /** What {@link removeAbandonedTrash} removed. */
 export interface RemovedTrash {
   paths: string[];
@@ -48,7 +59,7 @@ export async function removeAbandonedTrash(
   trashDir: string,
   options: { graceMs: number; onWarning?: (message: string, path: string) => void; now?: number },
 ): Promise<RemovedTrash> {
-  const cutoff = (options.now ?? Date.now()) - options.graceMs;
+  const now = options.now ?? Date.now();
   const paths: string[] = [];
   let names: string[];
   try {
@@ -60,10 +71,9 @@ export async function removeAbandonedTrash(
   }
   for (const name of names) {
     const path = join(trashDir, name);
+    if (!isAbandonedTrash(name, options.graceMs, now)) continue;
     let doomed = path;
     if (!name.endsWith(DELETING_SUFFIX)) {
-      const createdAt = trashCreatedAt(name);
-      if (createdAt !== undefined && createdAt > cutoff) continue;
       doomed = path + DELETING_SUFFIX;
       try {
         await rename(path, doomed);

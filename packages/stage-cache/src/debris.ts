@@ -1,6 +1,12 @@
 import { lstat, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type EntryStore, isStageTempName, messageOf, sweepStaleTemps } from "@cas-stage/cas";
+import {
+  type EntryStore,
+  isAbandonedTrash,
+  isStageTempName,
+  messageOf,
+  sweepStaleTemps,
+} from "@cas-stage/cas";
 import { listSlots, measureTree, readdirOrEmpty } from "./evict.js";
 import type { Layout } from "./layout.js";
 import { isAbandonedScratch, removeScratch } from "./scratch.js";
@@ -158,16 +164,4 @@ function matching(kind: DebrisKind, paths: readonly string[], debris: readonly D
         stale: true,
       },
   );
-}
-
-/**
- * Whether `EntryStore.removeAbandonedTrash(graceMs)` removes the trash entry called `name` now: one whose
- * name says it was made at least `graceMs` ago, or a name it did not make (which includes the `.deleting`
- * names of trash being deleted). This restates the rule of cas's `trash.ts`, which cas does not export, for
- * dry runs and listings; a test checks that a dry run predicts exactly what `clean` then removes.
- */
-function isAbandonedTrash(name: string, graceMs: number, now: number): boolean {
-  const match = /\.([0-9a-z]+)\.[0-9a-f]{12}$/.exec(name);
-  const createdAt = match?.[1] === undefined ? Number.NaN : Number.parseInt(match[1], 36);
-  return !Number.isFinite(createdAt) || createdAt <= now - graceMs;
 }
