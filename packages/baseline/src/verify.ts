@@ -12,6 +12,7 @@ import {
 import { lstat, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import type { EntryStore } from "@cas-stage/cas";
 import { messageOf } from "./errors.js";
 import { MANIFEST, MARKER_DIR, SENTINEL } from "./layout.js";
 import { decodeManifest, type EntryMode, type ManifestEntry, readTreeEntries } from "./manifest.js";
@@ -72,24 +73,32 @@ export interface VerifyReport {
  * cache cannot be read, and `signal.reason` when aborted.
  */
 export async function verifyBaselines(cacheRoot: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  return verifyWith(openStore(cacheRoot, { onWarning: options.onWarning }), cacheRoot, options);
+}
+
+/** @internal {@link verifyBaselines} with a given store, and a test seam after each slot was compared. */
+export async function verifyWith(
+  store: EntryStore,
+  cacheRoot: string,
+  options: VerifyOptions,
+  hooks: { afterCompare?: (slot: string) => unknown } = {},
+): Promise<VerifyReport> {
   const { signal } = options;
-  const store = openStore(cacheRoot, { onWarning: options.onWarning });
   const scan = await scanCache(cacheRoot, store, Number.POSITIVE_INFINITY);
   const report: VerifyReport = { slots: [], bad: 0, fixed: 0, checkedBytes: 0 };
   for (const slot of scan.slots) {
     signal?.throwIfAborted();
-    const identity = (await lstat(slot.path).catch(() => undefined))?.ino;
+    const identity = await identityOf(slot.path);
     const { against, entries, problem } = await expectedEntries(slot, options);
     const counter = { bytes: 0 };
     const difference =
       problem ?? (entries ? await compareTree(slot.path, entries, counter, signal) : undefined);
     report.checkedBytes += counter.bytes;
+    await hooks.afterCompare?.(slot.path);
     const verified: VerifiedSlot = { ...slot, status: "ok", against };
     if (difference) {
       // A slot evicted (and maybe rebuilt) under us looks torn: only the very slot we read is bad.
-      const after = await store.inspect(slot.path);
-      const same = (await lstat(slot.path).catch(() => undefined))?.ino === identity;
-      verified.status = same && after.state === "complete" ? "bad" : "gone";
+      verified.status = identity !== undefined && (await identityOf(slot.path)) === identity ? "bad" : "gone";
       if (verified.status === "bad") {
         verified.difference = difference;
         report.bad++;
@@ -106,6 +115,15 @@ export async function verifyBaselines(cacheRoot: string, options: VerifyOptions 
     report.slots.push(verified);
   }
   return report;
+}
+
+/**
+ * What tells one slot directory from another that replaced it: the inode number alone can be reused at once
+ * by a rebuild, but a rebuilt slot was renamed into place later, which sets its ctime.
+ */
+async function identityOf(slot: string): Promise<string | undefined> {
+  const stats = await lstat(slot, { bigint: true }).catch(() => undefined);
+  return stats ? `${stats.ino}:${stats.ctimeNs}` : undefined;
 }
 
 async function expectedEntries(
