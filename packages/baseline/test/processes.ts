@@ -46,3 +46,69 @@ export async function waitUntil(condition: () => boolean, what: string, timeoutM
     await sleep(2);
   }
 }
+
+export interface CacheWorker {
+  /** Every JSON line the worker printed so far. */
+  events: Record<string, unknown>[];
+  /** Resolves once the process has exited and its output is read. */
+  exited: Promise<Finished>;
+  /** Resolves with the first event that satisfies `match` (rejects if the worker exits first). */
+  reached: (match: (event: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>;
+  kill: () => void;
+}
+
+/** Starts `workers/cache-worker.mjs <role> <cacheRoot> <config>` (see that file) in a real process. */
+export function startCacheWorker(role: string, cacheRoot: string, config: object): CacheWorker {
+  const child = spawn(
+    process.execPath,
+    [join(WORKERS, "cache-worker.mjs"), role, cacheRoot, JSON.stringify(config)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const events: Record<string, unknown>[] = [];
+  const waiting: {
+    match: (event: Record<string, unknown>) => boolean;
+    resolve: (event: Record<string, unknown>) => void;
+  }[] = [];
+  let stdout = "";
+  let pending = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => {
+    stdout += text;
+    pending += text;
+    for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+      const event = JSON.parse(pending.slice(0, newline)) as Record<string, unknown>;
+      pending = pending.slice(newline + 1);
+      events.push(event);
+      for (const waiter of waiting.filter((w) => w.match(event))) {
+        waiting.splice(waiting.indexOf(waiter), 1);
+        waiter.resolve(event);
+      }
+    }
+  });
+  child.stderr.setEncoding("utf8").on("data", (text: string) => {
+    stderr += text;
+  });
+  const exited = new Promise<Finished>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    events,
+    exited,
+    reached: (match) => {
+      const seen = events.find(match);
+      if (seen) return Promise.resolve(seen);
+      return Promise.race([
+        new Promise<Record<string, unknown>>((resolve) => waiting.push({ match, resolve })),
+        exited.then((finished) => {
+          throw new Error(
+            `${role} worker exited (${finished.code ?? finished.signal}) first: ${finished.stderr}`,
+          );
+        }),
+      ]);
+    },
+    kill: () => child.kill("SIGKILL"),
+  };
+}
