@@ -1,8 +1,5 @@
-import { mkdir, rename } from "node:fs/promises";
-import { basename, join } from "node:path";
 import {
   CLAIM_GRACE_MS,
-  codeOf,
   type EntryStore,
   messageOf,
   removeTree,
@@ -98,7 +95,7 @@ export async function removeDebris(
       );
     }
     if (entry.kind === "trash" && !entry.path.startsWith(trashDir(cacheRoot))) {
-      if (await removeLegacyTrash(cacheRoot, entry.path, warn)) removed(entry);
+      if (await removeLegacyTrash(entry.path, warn)) removed(entry);
     }
   }
   for (const dir of [stagingDir(cacheRoot), baselinesDir(cacheRoot)]) {
@@ -114,29 +111,19 @@ export async function removeDebris(
 }
 
 /**
- * Trash of a 0.1.0 prune (`<commit>.trash.<hex>` beside the slots) is renamed into the trash dir as
- * `.deleting` before it is deleted, so that a 0.1.0 pruner still looking at it cannot put it back half
- * deleted. True when it was removed.
+ * Trash of a 0.1.0 prune (`<commit>.trash.<hex>` beside the slots). Nothing of this version reads it: a
+ * 0.1.0 pruner could put it back half deleted, but without a sentinel, and so as an incomplete slot that
+ * this version rebuilds. True when it was removed.
  */
 async function removeLegacyTrash(
-  cacheRoot: string,
   path: string,
   warn: (message: string, path: string) => void,
 ): Promise<boolean> {
-  const doomed = join(trashDir(cacheRoot), `${basename(path)}.deleting`);
   try {
-    await mkdir(trashDir(cacheRoot), { recursive: true });
-    await rename(path, doomed);
-  } catch (error) {
-    if (codeOf(error) === "ENOENT") return false;
-    warn(`cannot remove trash: ${messageOf(error)}`, path);
-    return false;
-  }
-  try {
-    await removeTree(doomed);
+    await removeTree(path);
     return true;
   } catch (error) {
-    warn(`cannot remove trash: ${messageOf(error)}`, doomed);
+    warn(`cannot remove trash: ${messageOf(error)}`, path);
     return false;
   }
 }

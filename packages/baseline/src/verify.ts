@@ -1,18 +1,10 @@
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  openSync,
-  readdirSync,
-  readlinkSync,
-  readSync,
-} from "node:fs";
+import type { Dirent } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { lstat, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import type { EntryStore } from "@cas-stage/cas";
+import { codeOf, type EntryStore } from "@cas-stage/cas";
 import { messageOf } from "./errors.js";
 import { MANIFEST, MARKER_DIR, SENTINEL } from "./layout.js";
 import { decodeManifest, type EntryMode, type ManifestEntry, readTreeEntries } from "./manifest.js";
@@ -184,53 +176,62 @@ async function compareTree(
       signal?.throwIfAborted();
     }
     expected.add(entry.path.toString("latin1"));
-    const difference = compareEntry(Buffer.concat([base, entry.path]), entry, counter);
+    const difference = compareEntry(Buffer.concat([base, entry.path]), entry, counter, root);
     if (difference) return { path: entry.path.toString("utf8"), ...difference };
   }
   return findExtra(root, expected);
 }
 
+/**
+ * How the entry at `path` differs from `entry`. The decision and the read go through one object: the path
+ * is opened without following a symlink (and without blocking on a FIFO), and the descriptor is what is
+ * inspected and hashed, so a swap between a look and a read cannot mislead it. A path that is gone (an
+ * eviction moving the slot away meanwhile) is `missing`.
+ */
 function compareEntry(
   path: Buffer,
   entry: ManifestEntry,
   counter: { bytes: number },
+  root: string,
 ): Omit<SlotDifference, "path"> | undefined {
-  const stats = lstatSync(path, { throwIfNoEntry: false });
-  if (!stats) return { kind: "missing", expected: entry.mode };
-  const found = modeOf(stats);
-  if (found !== entry.mode) return { kind: "mode", expected: entry.mode, found };
   const algorithm = entry.oid.length === 64 ? "sha256" : "sha1";
-  if (entry.mode === "120000") {
-    const target = readlinkSync(path, { encoding: "buffer" });
-    counter.bytes += target.length;
-    const oid = createHash(algorithm).update(`blob ${target.length}\0`).update(target).digest("hex");
-    return oid === entry.oid ? undefined : { kind: "content", expected: entry.oid, found: oid };
-  }
-  if (entry.size >= 0 && stats.size !== entry.size) {
-    return { kind: "content", expected: `${entry.size} bytes`, found: `${stats.size} bytes` };
-  }
-  const oid = hashFile(path, algorithm, counter);
-  return oid === entry.oid ? undefined : { kind: "content", expected: entry.oid, found: oid };
-}
-
-/** The git blob id of a regular file, read through a descriptor opened without following symlinks. */
-function hashFile(path: Buffer, algorithm: string, counter: { bytes: number }): string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const blobId = (oid: string) =>
+    oid === entry.oid ? undefined : { kind: "content" as const, expected: entry.oid, found: oid };
+  let fd: number;
   try {
-    const size = fstatSync(fd).size;
-    const hash = createHash(algorithm).update(`blob ${size}\0`);
-    let total = 0;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = codeOf(error);
+    try {
+      // ELOOP: the path is a symlink.
+      if (code !== "ELOOP") throw error;
+      if (entry.mode !== "120000") return { kind: "mode", expected: entry.mode, found: "120000" };
+      const target = readlinkSync(path, { encoding: "buffer" });
+      counter.bytes += target.length;
+      return blobId(createHash(algorithm).update(`blob ${target.length}\0`).update(target).digest("hex"));
+    } catch (failure) {
+      const why = codeOf(failure);
+      if (why === "ENOENT" || why === "ENOTDIR") return { kind: "missing", expected: entry.mode };
+      throw cacheError(root, failure);
+    }
+  }
+  try {
+    const stats = fstatSync(fd);
+    const found = modeOf(stats);
+    if (found !== entry.mode) return { kind: "mode", expected: entry.mode, found };
+    if (entry.size >= 0 && stats.size !== entry.size) {
+      return { kind: "content", expected: `${entry.size} bytes`, found: `${stats.size} bytes` };
+    }
+    const hash = createHash(algorithm).update(`blob ${stats.size}\0`);
     for (
       let read = readSync(fd, chunk, 0, CHUNK, null);
       read > 0;
       read = readSync(fd, chunk, 0, CHUNK, null)
     ) {
       hash.update(chunk.subarray(0, read));
-      total += read;
+      counter.bytes += read;
     }
-    counter.bytes += total;
-    // A file that changed size while being read does not hold the blob, whatever the digest says.
-    return total === size ? hash.digest("hex") : `${total} bytes read of ${size}`;
+    return blobId(hash.digest("hex"));
   } finally {
     closeSync(fd);
   }
@@ -262,9 +263,16 @@ function findExtra(root: string, expected: Set<string>): SlotDifference | undefi
   const pending: Buffer[] = [Buffer.alloc(0)];
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     const absolute = dir.length === 0 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), SLASH, dir]);
-    const names = readdirSync(absolute, { encoding: "buffer", withFileTypes: true });
+    let names: Dirent<Buffer>[];
+    try {
+      names = readdirSync(absolute, { encoding: "buffer", withFileTypes: true });
+    } catch (error) {
+      // Gone since the entries below it were checked: the slot is being moved away.
+      if (codeOf(error) === "ENOENT") return { path: dir.toString("utf8") || ".", kind: "missing" };
+      throw error;
+    }
     for (const entry of names) {
-      const name = entry.name as unknown as Buffer;
+      const name = entry.name;
       if (dir.length === 0 && name.toString("latin1") === MARKER_DIR) continue;
       const path = dir.length === 0 ? name : Buffer.concat([dir, SLASH, name]);
       const key = path.toString("latin1");

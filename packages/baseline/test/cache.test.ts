@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
 import { MANIFEST, SENTINEL } from "../src/layout.js";
 import { decodeManifest } from "../src/manifest.js";
+import { publishSlot } from "../src/publish.js";
 import { cacheNames, listTree, makeTempDir, originAndClone, removeTempDirs, setLastUse } from "./fixtures.js";
 
 afterEach(removeTempDirs);
@@ -118,5 +119,39 @@ describe("cache slots", () => {
       /^cannot use the baseline cache in .*: ENOTDIR.*; pass a writable cache dir or set CAS_STAGE_CACHE_DIR$/,
     );
     expect(readdirSync(parent)).toEqual(["a-file"]);
+  });
+
+  it("rejects with the very abort reason, even one that looks like a filesystem error", async () => {
+    const { repo } = originAndClone();
+    const cacheRoot = makeTempDir("cache");
+    const controller = new AbortController();
+    const reason = Object.assign(new Error("cancelled by the user"), { code: "ECANCELED" });
+    const outcome = materializeBaseline({
+      path: repo.dir,
+      cacheRoot,
+      signal: controller.signal,
+      onProgress: () => controller.abort(reason),
+    });
+    await expect(outcome).rejects.toBe(reason);
+    expect(cacheNames(cacheRoot)).toEqual([]);
+  });
+
+  it("refuses to publish a tree that lacks an entry git lists, and leaves nothing behind", async () => {
+    const { repo, first } = originAndClone();
+    const cacheRoot = makeTempDir("cache");
+    const error = await publishSlot({
+      cacheRoot,
+      commit: first,
+      objectsCwd: repo.dir,
+      // A writer that forgets src/app.txt.
+      writeTree: async (target) => {
+        mkdirSync(join(target, ".git"));
+        writeFileSync(join(target, "README.md"), "first\n");
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BaselineError);
+    expect(error).toMatchObject({ code: "EBADTREE" });
+    expect((error as Error).message).toContain("lacks src/app.txt");
+    expect(listTree(join(cacheRoot, "baselines"))).toEqual([".staging/", ".trash/"]);
   });
 });

@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type BaselineResult, materializeBaseline, pruneBaselines, removeBaseline } from "../src/index.js";
@@ -270,6 +278,24 @@ describe("removeBaseline", () => {
     });
     await expect(removeBaseline(cacheRoot, second)).rejects.toMatchObject({ code: "ENOENT" });
     await expect(removeBaseline(cacheRoot, "xyz")).rejects.toMatchObject({ code: "EINVAL" });
+
+    // A directory without a sentinel in a slot's place is debris: removed too, whatever its age.
+    const incomplete = join(cacheRoot, "baselines", "e".repeat(40));
+    mkdirSync(join(incomplete, "d"), { recursive: true });
+    writeFileSync(join(incomplete, "d", "f"), "12345");
+    await expect(removeBaseline(cacheRoot, "e".repeat(40))).resolves.toMatchObject({
+      path: incomplete,
+      bytes: 5,
+    });
+    expect(existsSync(incomplete)).toBe(false);
+
+    // A slot an evictor holds is on its way out.
+    const held = (await materializeBaseline({ path: repo.dir, base: first, cacheRoot })).dir;
+    renameSync(join(held, SENTINEL), join(held, CLAIM));
+    await expect(removeBaseline(cacheRoot, first, { force: true })).rejects.toMatchObject({
+      code: "ENOENT",
+      message: expect.stringContaining("being removed by another process"),
+    });
 
     // Two names sharing a prefix (directories in a slot's place are enough for the lookup).
     for (const name of ["abcd".padEnd(40, "0"), "abcd".padEnd(40, "1")])

@@ -78,6 +78,7 @@ describe("processes materializing and pruning one cache, SIGKILLed at any point"
         startCacheWorker("materialize", cacheRoot, { ...config, seed: seed + k, calls: 25 }),
       ),
       ...[4, 5].map((k) => startCacheWorker("prune", cacheRoot, { ...config, seed: seed + k, calls: 100 })),
+      startCacheWorker("verify", cacheRoot, { ...config, seed: seed + 6, calls: 15 }),
     ];
     const killed: CacheWorker[] = [];
     for (let k = 0; k < 8; k++) {
@@ -96,6 +97,13 @@ describe("processes materializing and pruning one cache, SIGKILLed at any point"
     const materialized = reports.filter((event) => event.role === "materialize");
     expect(materialized.length, context).toBeGreaterThanOrEqual(75);
     expect(materialized.map(violation).filter(Boolean), context).toEqual([]);
+    // A slot evicted while being verified is gone, never bad.
+    const verifications = reports.filter((event) => event.role === "verify");
+    expect(verifications.length, context).toBe(15);
+    expect(
+      verifications.flatMap((event) => event.bad as unknown[]),
+      context,
+    ).toEqual([]);
     const evicted = reports
       .filter((event) => event.role === "prune")
       .reduce((n, e) => n + (e.removed as number), 0);

@@ -7,11 +7,12 @@
 //   materialize   `calls` times: materialize a random commit, then read the returned tree whole, at once and
 //                 again within `minAgeMs`
 //   prune         `calls` times: prune everything unused for `minAgeMs` (maxBytes 1)
+//   verify        `calls` times: verify every slot (while the others evict them)
 //   build-victim  materialize `commit`, blocking the process halfway through writing the tree
 //   prune-victim  prune as above, blocking the process at the eviction step `stopAt`
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { materializeBaseline, pruneBaselines } from "../../dist/index.js";
+import { materializeBaseline, pruneBaselines, verifyBaselines } from "../../dist/index.js";
 import { pruneWith } from "../../dist/prune.js";
 import { openStore } from "../../dist/store.js";
 
@@ -80,6 +81,18 @@ if (role === "materialize") {
     const report = await pruneBaselines(cacheRoot, { maxBytes: 1, minAgeMs: config.minAgeMs });
     say({ role, removed: report.removed.length, debris: report.debris.length });
     await sleep(Math.floor(random() * 50));
+  }
+} else if (role === "verify") {
+  for (let call = 0; call < config.calls; call++) {
+    const report = await verifyBaselines(cacheRoot);
+    const bad = report.slots.filter((slot) => slot.status === "bad");
+    say({
+      role,
+      slots: report.slots.length,
+      gone: report.slots.length - bad.length - report.slots.filter((slot) => slot.status === "ok").length,
+      bad,
+    });
+    await sleep(Math.floor(random() * 100));
   }
 } else if (role === "build-victim") {
   await materializeBaseline({
