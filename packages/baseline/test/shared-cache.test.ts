@@ -87,5 +87,16 @@ describe.skipIf(!other)("a cache shared with another user", () => {
     const stillRefused = asNobody(uncachedCommit);
     expect(stillRefused.error).toMatchObject({ code: "EACCES", path: join(cacheRoot, "baselines") });
     expect(readdirSync(join(cacheRoot, "baselines", ".staging"))).toEqual([]);
+
+    // The other way round: slots could be published, but no build can be staged.
+    chmodSync(join(cacheRoot, "baselines"), 0o1777);
+    chmodSync(join(cacheRoot, "baselines", ".staging"), 0o755);
+    const noStaging = asNobody(uncachedCommit);
+    expect(noStaging.error).toMatchObject({
+      name: "BaselineError",
+      code: "EACCES",
+      path: join(cacheRoot, "baselines", ".staging"),
+    });
+    expect(noStaging.error.message).toMatch(/; pass a writable cache dir or set CAS_STAGE_CACHE_DIR$/);
   });
 });
