@@ -91,7 +91,7 @@ export async function pruneWith(
   const dryRun = options.dryRun ?? false;
 
   const now = Date.now();
-  const scan = await scanCache(cacheRoot, store, staleAfterMs, now);
+  const scan = await scanCache(cacheRoot, store, staleAfterMs, { now });
   const cleaned: CleanReport = await removeDebris(store, cacheRoot, scan, { ...options, staleAfterMs });
   const candidates = new Map<string, CachedBaseline>(scan.slots.map((slot) => [slot.path, slot]));
   const evictable: EvictionCandidate[] = scan.slots.map((slot) => ({

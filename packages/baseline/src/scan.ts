@@ -49,20 +49,23 @@ export interface CacheScan {
 /**
  * Lists the complete slots and the debris of the cache of `store` under `cacheRoot`, in one pass. Debris
  * is `stale` when older than `staleAfterMs` (trash and claims: older than their grace periods, when those
- * are shorter). Names that are not the cache's are left out. A missing cache gives empty lists. Throws
+ * are shorter), and measured unless `measureDebris` is false. Names that are not the cache's are left out. A missing cache gives empty lists. Throws
  * {@link BaselineError} with the filesystem's code when the cache cannot be read.
  */
 export async function scanCache(
   cacheRoot: string,
   store: EntryStore,
   staleAfterMs: number,
-  now = Date.now(),
+  options: { now?: number; measureDebris?: boolean } = {},
 ): Promise<CacheScan> {
+  const now = options.now ?? Date.now();
+  const measure = options.measureDebris ?? true;
   const parent = baselinesDir(cacheRoot);
   const scan: CacheScan = { slots: [], debris: [] };
   const names = await listNames(cacheRoot, parent);
   const debris = async (kind: DebrisKind, path: string, ageMs: number, graceMs: number) => {
-    scan.debris.push({ kind, path, bytes: (await measureTree(path)).bytes, ageMs, stale: ageMs >= graceMs });
+    const bytes = measure ? (await measureTree(path)).bytes : 0;
+    scan.debris.push({ kind, path, bytes, ageMs, stale: ageMs >= graceMs });
   };
   for (const entry of names) {
     const path = join(parent, entry.name);
