@@ -117,7 +117,8 @@ async function main(argv: string[]): Promise<void> {
     if (values["older-than"] === undefined)
       throw new UsageError("prune needs --older-than, e.g. --older-than 7d");
     const cacheRoot = values["cache-dir"] ?? defaultCacheDir();
-    const removed = await pruneBaselines(cacheRoot, { olderThanMs: parseDuration(values["older-than"]) });
+    const report = await pruneBaselines(cacheRoot, { olderThanMs: parseDuration(values["older-than"]) });
+    const removed = [...report.removed, ...report.debris].map((entry) => entry.path);
     process.stdout.write(
       values.json ? `${JSON.stringify(removed)}\n` : removed.map((p) => `${p}\n`).join(""),
     );

@@ -1,3 +1,5 @@
+import { CasError } from "@cas-stage/cas";
+
 /**
  * Stable codes of {@link BaselineError}. Callers branch on these, never on the message text.
  *
@@ -13,6 +15,15 @@
  * - a filesystem's own code (`ENOSPC`, `EACCES`, `EROFS`, `EEXIST` for two entries that collide on a
  *   case-insensitive filesystem, …) when the filesystem refused a write; `EWRITE` if it gave none.
  * - `EGIT`: a git command failed for another reason (its message is kept in `cause`).
+ *
+ * The cache's own functions add (see their doc comments):
+ * - `ENOENT`: {@link removeBaseline} found no cached slot for the commit.
+ * - `EBUSY`: {@link removeBaseline} refused a slot used within `minAgeMs` (pass `force`).
+ * - `EAMBIGUOUS`: {@link removeBaseline} was given a commit prefix that names several slots.
+ * - `EINVAL`: a commit argument that is not hexadecimal.
+ * - `EAGAIN`: a slot could not be published because other processes kept evicting it.
+ * - a filesystem's code (`EACCES`, `EPERM`, `EROFS`, `ENOTDIR`, …) when the cache directory cannot be
+ *   created or written; the message says to pass a writable cache dir or set `CAS_STAGE_CACHE_DIR`.
  */
 export type BaselineErrorCode =
   | "ENOPATH"
@@ -25,25 +36,30 @@ export type BaselineErrorCode =
   | "EBADTREE"
   | "EWRITE"
   | "EGIT"
+  | "EBUSY"
+  | "EAMBIGUOUS"
+  | "EINVAL"
+  | "EAGAIN"
   // A filesystem's errno code, such as "ENOSPC"; the `string & {}` keeps the named codes in completions.
   | (string & {});
 
 /**
- * The error every function of this package throws for a failure it recognises. `message` says what failed,
- * on which path or revision, and what to do about it; `code` is stable; `cause` keeps the underlying error
- * (a git failure, a filesystem error) when there is one.
+ * The error every function of this package throws for a failure it recognises: a `CasError` from
+ * `@cas-stage/cas` (so `instanceof CasError` holds), with a stable `code`, the `path` concerned when there
+ * is one, and `cause` keeping the underlying error (a git failure, a filesystem error). `message` says what
+ * failed, on which path or revision, and what to do about it.
  */
-export class BaselineError extends Error {
-  readonly code: BaselineErrorCode;
+export class BaselineError extends CasError {
+  declare readonly code: BaselineErrorCode;
 
-  constructor(code: BaselineErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(
+    code: BaselineErrorCode,
+    message: string,
+    options?: { path?: string | undefined; cause?: unknown },
+  ) {
+    super(code, message, options);
     this.name = "BaselineError";
-    this.code = code;
   }
 }
 
-/** The message of any thrown value, for wrapping it into a sentence. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+export { messageOf } from "@cas-stage/cas";

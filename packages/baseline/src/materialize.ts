@@ -1,8 +1,8 @@
-import { lstat, mkdir, mkdtemp, rm, utimes } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stage } from "@cas-stage/cas";
-import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
+import { TEMP_BASELINE_PREFIX } from "./layout.js";
+import { publishSlot } from "./publish.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
 import { writeTree } from "./write-tree.js";
@@ -23,6 +23,8 @@ export interface MaterializeOptions {
    * and the total. Not called on a cache hit.
    */
   onProgress?: (written: number, total: number) => void;
+  /** Receives what the cache did on its own (an incomplete slot moved aside, an interrupted eviction repaired). */
+  onWarning?: (message: string, path: string) => void;
 }
 
 export interface BaselineResult {
@@ -51,19 +53,22 @@ export interface BaselineResult {
  * index or working-tree change.
  *
  * The tree holds the exact blob bytes, executable bits and symlinks of the commit, no submodules, and an
- * empty `.git` marker directory at its root.
+ * empty `.git` marker directory at its root (in a cache slot, it holds the cache's sentinel and manifest).
  *
- * With `cacheRoot`, the tree lives in the slot `<cacheRoot>/baselines/<commit>`: an existing slot is
- * returned at once (`hit`, mtime touched, so pruning is least-recently-used); otherwise it is built beside
- * the slot and renamed into place whole (`cas.stage`), so a reader never sees a partial slot, and of
- * concurrent builders exactly one reports `built`, the others `adopted`. Without `cacheRoot` the tree goes
+ * With `cacheRoot`, the tree lives in the slot `<cacheRoot>/baselines/<commit>`, marked complete by a
+ * sentinel in its `.git` marker: a complete slot is returned at once (`hit`, its sentinel touched, so
+ * pruning is least-recently-used); otherwise it is built in `baselines/.staging`, with its manifest and,
+ * last, its sentinel, and renamed into place whole (`cas`'s `EntryStore`), so a reader never sees a partial
+ * slot, and of concurrent builders exactly one reports `built`, the others `adopted`. A returned slot stays
+ * whole and in place until it goes unused for as long as pruning allows. Without `cacheRoot` the tree goes
  * to a fresh temp dir under the OS temp dir that the caller removes (`persistent: false`).
  *
  * Throws {@link BaselineError} with `code` `ENOPATH`, `ENOTGITREPO`, `EOUTSIDEREPO` (all before any
- * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EGIT`, or the
- * filesystem's code for a refused write (`ENOSPC`, `EACCES`, …); a `StageError` from `@cas-stage/cas` when
- * the slot cannot be staged; `signal.reason` when aborted. On failure nothing is left behind: no temp dir,
- * no staging dir, no throwaway repository.
+ * expensive work), `ENOCOMMITS`, `ENOBASE`, `ESHALLOW`, `EUNKNOWNBASE`, `EBADTREE`, `EGIT`, the
+ * filesystem's code for a refused write (`ENOSPC`, `EACCES`, …; for a cache dir that cannot be created or
+ * written the message says to pass a writable one or set `CAS_STAGE_CACHE_DIR`), `EAGAIN` when concurrent
+ * pruning kept evicting the slot; `signal.reason` when aborted. On failure nothing is left behind: no temp
+ * dir, no staging dir, no throwaway repository.
  */
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
@@ -93,30 +98,15 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
       return { ...located(dir), ...described, persistent: false, cache: "temp" };
     }
 
-    const slot = slotPath(options.cacheRoot, commit);
-    // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it re-reads
-    // the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot pruned just
-    // before the touch is simply a miss.
-    if (await touchDirectory(slot)) {
-      return { ...located(slot), ...described, persistent: true, cache: "hit" };
-    }
-    const parent = baselinesDir(options.cacheRoot);
-    await mkdir(parent, { recursive: true });
-    const { adopted } = await stage({
-      parent,
-      final: slot,
-      tmpPrefix: "baseline staging",
-      finalizePrefix: "baseline finalize",
-      build: async (staging, context) => {
-        await build(staging, context.signal);
-        // The slot's mtime is its last use: make it the moment of publication, not of the first mkdir.
-        await touchDirectory(staging);
-      },
-      // The slot only ever appears by a whole-tree rename, so a directory there is complete.
-      adopt: () => isDirectory(slot),
-      ...(signal ? { signal } : {}),
+    const slot = await publishSlot({
+      cacheRoot: options.cacheRoot,
+      commit,
+      objectsCwd: resolved.objectsCwd,
+      writeTree: build,
+      signal,
+      onWarning: options.onWarning,
     });
-    return { ...located(slot), ...described, persistent: true, cache: adopted ? "adopted" : "built" };
+    return { ...located(slot.dir), ...described, persistent: true, cache: slot.outcome };
   } finally {
     await resolved.release();
   }
@@ -127,19 +117,4 @@ function warnAboutSubmodule(path: string): void {
     type: "CasBaselineWarning",
     code: "CAS_BASELINE_SUBMODULE",
   });
-}
-
-/** Sets a directory's mtime to now; false when there is no directory at `path`. */
-async function touchDirectory(path: string): Promise<boolean> {
-  const now = new Date();
-  try {
-    await utimes(path, now, now);
-  } catch {
-    return false;
-  }
-  return isDirectory(path);
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
 }

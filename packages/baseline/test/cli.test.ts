@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, utimesSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeTempDir, originAndClone, removeTempDirs } from "./fixtures.js";
+import { cacheNames, makeTempDir, originAndClone, removeTempDirs, setLastUse } from "./fixtures.js";
 
 afterEach(removeTempDirs);
 
@@ -112,12 +112,12 @@ describe("cas-baseline", () => {
     const kept = run(["prune", "--older-than", "7d", "--cache-dir", cacheDir]);
     expect(kept).toMatchObject({ status: 0, stdout: "" });
     const longAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
-    utimesSync(slot, longAgo, longAgo);
+    setLastUse(slot, longAgo);
     mkdirSync(join(cacheDir, "baselines", "keep-me"));
     const pruned = run(["prune", "--older-than", "7d", "--cache-dir", cacheDir]);
     expect(pruned.status).toBe(0);
     expect(pruned.stdout).toBe(`${slot}\n`);
     expect(pruned.stderr).toBe(`cas-baseline: pruned 1 entry from ${cacheDir}\n`);
-    expect(readdirSync(join(cacheDir, "baselines"))).toEqual(["keep-me"]);
+    expect(cacheNames(cacheDir)).toEqual(["keep-me"]);
   });
 });

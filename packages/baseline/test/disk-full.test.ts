@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { kernelFaults, mountTmpfs, unmount } from "../../cas/test/kernel.js";
 import { materializeBaseline } from "../src/index.js";
-import { gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
+import { cacheNames, gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
 
 if (!kernelFaults.ok) console.warn(`ENOSPC test skipped: ${kernelFaults.why}`);
 const mounted: string[] = [];
@@ -32,7 +32,7 @@ describe.skipIf(!kernelFaults.ok)("a full filesystem", () => {
     expect((error as Error).message).toMatch(
       /^cannot write dir\d\/file\d+\.txt: ENOSPC: no space left on device.*; free space on that filesystem/,
     );
-    expect(readdirSync(join(cacheRoot, "baselines"))).toEqual([]);
+    expect(cacheNames(cacheRoot)).toEqual([]);
 
     rmSync(blocker);
     const result = await materializeBaseline({ path: repo.dir, base: commit, cacheRoot });

@@ -9,11 +9,13 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll } from "vitest";
+import { SENTINEL } from "../src/layout.js";
 
 const made: string[] = [];
 
@@ -154,6 +156,22 @@ export function snapshotRepo(dir: string): Record<string, string> {
   files["(config)"] = quiet("config", "--list", "--local");
   files["(status)"] = quiet("status", "--porcelain", "--ignored");
   return files;
+}
+
+/** Sets when the cache slot `slot` was last used (its sentinel's mtime), as a hit would. */
+export function setLastUse(slot: string, when: Date): void {
+  utimesSync(join(slot, SENTINEL), when, when);
+}
+
+/** What `<cacheRoot>/baselines` holds besides its (empty) staging and trash dirs, sorted. */
+export function cacheNames(cacheRoot: string): string[] {
+  const names = readdirSync(join(cacheRoot, "baselines")).sort();
+  for (const own of [".staging", ".trash"]) {
+    if (names.includes(own) && readdirSync(join(cacheRoot, "baselines", own)).length === 0) {
+      names.splice(names.indexOf(own), 1);
+    }
+  }
+  return names;
 }
 
 /** The relative paths of every entry under `dir`, sorted, directories with a trailing `/`. */

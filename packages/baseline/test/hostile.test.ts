@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
+import { stagingDir } from "../src/layout.js";
 import {
   commitTree,
   hashBlob,
@@ -26,7 +27,7 @@ async function rejectCrafted(
   );
   expect(error).toBeInstanceOf(BaselineError);
   // Nothing escaped the staging dir, and the staging dir itself is gone.
-  expect(listTree(cacheRoot)).toEqual(["baselines/"]);
+  expect(listTree(cacheRoot)).toEqual(["baselines/", "baselines/.staging/", "baselines/.trash/"]);
   return { error: error as BaselineError, cacheRoot };
 }
 
@@ -54,7 +55,8 @@ describe("hostile trees", () => {
         const { error, cacheRoot } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
         expect(error.code).toBe("EBADTREE");
         expect(error.message).toContain("refusing to write it");
-        expect(existsSync(join(cacheRoot, "escape"))).toBe(false);
+        // A ".." tree would land beside the build's temp dir, in the staging dir.
+        expect(existsSync(join(stagingDir(cacheRoot), "escape"))).toBe(false);
       });
     }
   }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { BaselineResult } from "../src/index.js";
-import { listTree, makeTempDir, originAndClone, removeTempDirs, testTmpDir } from "./fixtures.js";
+import { cacheNames, listTree, makeTempDir, originAndClone, removeTempDirs, testTmpDir } from "./fixtures.js";
 
 afterEach(removeTempDirs);
 
@@ -68,7 +68,7 @@ describe("concurrent processes", () => {
     const files = listTree(slot).filter((p) => p.startsWith("tree/") && !p.endsWith("/"));
     expect(files).toHaveLength(200);
     expect(readFileSync(join(slot, "tree", "7", "file-17.txt"), "utf8")).toBe("content 17\n");
-    expect(readdirSync(join(cacheRoot, "baselines"))).toEqual([base]);
+    expect(cacheNames(cacheRoot)).toEqual([base]);
     expect(readdirSync(testTmpDir).filter((n) => n.startsWith("cas-baseline-"))).toEqual([]);
   });
 });

@@ -1,0 +1,73 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { CasError, codeOf } from "@cas-stage/cas";
+import { MANIFEST, slotPath } from "./layout.js";
+import { encodeManifest, measureEntries, readTreeEntries } from "./manifest.js";
+import { encodeSlotRecord } from "./slot-record.js";
+import { cacheError, openStore, prepareStore } from "./store.js";
+
+export interface PublishSlotOptions {
+  cacheRoot: string;
+  commit: string;
+  /** A directory of a repository holding the commit's objects (for the manifest). */
+  objectsCwd: string;
+  /** Writes the commit's tree into the empty directory `target` (with the `.git` marker). */
+  writeTree: (target: string, signal: AbortSignal | undefined) => Promise<void>;
+  signal?: AbortSignal | undefined;
+  onWarning?: ((message: string, path: string) => void) | undefined;
+}
+
+/**
+ * Returns the slot of `commit` holding its whole tree: a hit (the sentinel touched, nothing written, so a
+ * read-only cache still serves its slots), or built now and published whole by `EntryStore.publish`, or
+ * adopted from a concurrent builder. The build writes the tree, then the manifest into the `.git` marker,
+ * and the store writes the sentinel last (see slot-record.ts for what it records).
+ *
+ * A slot without a sentinel (written by 0.1.0, or by a foreign tool) is incomplete: it is moved aside
+ * before building, so it is rebuilt once.
+ *
+ * Throws what `writeTree` throws, `signal.reason` on abort, and {@link BaselineError} with the filesystem's
+ * code for a cache directory that cannot be created or written (the message says to pass a writable one or
+ * set `CAS_STAGE_CACHE_DIR`), or `EAGAIN` when the slot kept being evicted. Nothing is left behind.
+ */
+export async function publishSlot(
+  options: PublishSlotOptions,
+): Promise<{ dir: string; outcome: "hit" | "built" | "adopted" }> {
+  const { cacheRoot, commit, objectsCwd, signal } = options;
+  const store = openStore(cacheRoot, { onWarning: options.onWarning });
+  const slot = slotPath(cacheRoot, commit);
+  try {
+    if (await store.touch(slot)) return { dir: slot, outcome: "hit" };
+  } catch (error) {
+    throw wrapped(cacheRoot, error);
+  }
+  await prepareStore(store, cacheRoot);
+  try {
+    if ((await store.inspect(slot)).state === "incomplete") await store.makeWay(slot, signal);
+    const { outcome } = await store.publish(slot, {
+      tmpPrefix: "baseline staging",
+      signal,
+      build: async (staging, context) => {
+        // git lists the tree while the writer writes it; the listing takes a few milliseconds.
+        const listing = readTreeEntries(objectsCwd, commit, context.signal);
+        listing.catch(() => {});
+        await options.writeTree(staging, context.signal);
+        const entries = await listing;
+        const { files, bytes } = measureEntries(staging, entries);
+        await writeFile(join(staging, MANIFEST), encodeManifest(commit, entries), { flag: "wx" });
+        return encodeSlotRecord({ commit, files, bytes });
+      },
+    });
+    return { dir: slot, outcome };
+  } catch (error) {
+    if (signal?.aborted && error === signal.reason) throw error;
+    throw wrapped(cacheRoot, error);
+  }
+}
+
+/** Filesystem and store failures become a BaselineError; the build's own errors and aborts pass as they are. */
+function wrapped(cacheRoot: string, error: unknown): unknown {
+  return error instanceof CasError || (codeOf(error)?.startsWith("E") ?? false)
+    ? cacheError(cacheRoot, error)
+    : error;
+}
