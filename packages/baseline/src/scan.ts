@@ -1,7 +1,7 @@
 import type { Dirent } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { codeOf, type EntryStore, isStageTempName, TRASH_GRACE_MS } from "@cas-stage/cas";
+import { codeOf, type EntryStore, isAbandonedTrash, isStageTempName, TRASH_GRACE_MS } from "@cas-stage/cas";
 import { baselinesDir, isLegacyTrashName, isSlotName, stagingDir, trashDir } from "./layout.js";
 import { readSlotRecord } from "./slot-record.js";
 import { cacheError } from "./store.js";
@@ -102,9 +102,11 @@ export async function scanCache(
   }
   for (const entry of await listNames(cacheRoot, trashDir(cacheRoot))) {
     const path = join(trashDir(cacheRoot), entry.name);
-    // A rename sets the ctime: the moment the slot went to the trash. Trash being deleted is abandoned.
-    const graceMs = entry.name.endsWith(".deleting") ? 0 : Math.min(TRASH_GRACE_MS, staleAfterMs);
-    await debris("trash", path, await ageOf(path, now, "ctimeMs"), graceMs);
+    // A rename sets the ctime: the moment the slot went to the trash. Whether a clean removes it is cas's
+    // rule, by the time in the trash name, so that a dry run predicts exactly what a clean then does.
+    const stale = isAbandonedTrash(entry.name, Math.min(TRASH_GRACE_MS, staleAfterMs), now);
+    const bytes = measure ? (await measureTree(path)).bytes : 0;
+    scan.debris.push({ kind: "trash", path, bytes, ageMs: await ageOf(path, now, "ctimeMs"), stale });
   }
   return scan;
 }
