@@ -1,10 +1,25 @@
 // What the torture run builds and how it checks a tree: source trees for the stage cache, a git repository
-// for baselines, and a manifest of any directory (relative path -> kind, executable bit, git blob id) that
-// can be compared with the source or with `git ls-tree` exactly.
+// for baselines, the attacked source whose entries an attacker swaps for symlinks, and a manifest of any
+// directory (relative path -> kind, executable bit, git blob id) that can be compared with the source or
+// with `git ls-tree` exactly.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  cp,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
+
+/** What the attacker tries to smuggle into a stage: it must never appear in one. */
+export const SECRET = "TOPSECRET";
 
 /** git's blob id of `content`: the same for a file on disk and its blob in the repository. */
 function blobId(content) {
@@ -34,6 +49,15 @@ export async function manifestOf(root, ignoreAtRoot = []) {
   return lines.sort().join("\n");
 }
 
+/** Whether any regular file under `root` holds {@link SECRET}. */
+export async function holdsSecret(root) {
+  for (const entry of await readdir(root, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    if ((await readFile(join(entry.parentPath, entry.name), "utf8")).includes(SECRET)) return true;
+  }
+  return false;
+}
+
 /** The manifest a materialization of `commit` must have, from `git ls-tree`. */
 export function manifestOfCommit(repo, commit) {
   const out = execFileSync("git", ["-C", repo, "ls-tree", "-r", "-z", "--full-tree", commit], {
@@ -59,6 +83,40 @@ export async function writeSourceTree(root, seed, files) {
     await writeFile(path, `${seed}:${i}\n`.repeat(1 + ((i * 37) % 200)));
     if (i % 7 === 0) await chmod(path, 0o755);
   }
+}
+
+/**
+ * The attacked source, `<work>/swap`, and what the attacker needs: beside it `secret.txt` and `secretdir/`
+ * hold the secret. Inside, `f` (a regular file) and `d` (a directory) are what the attacker keeps swapping
+ * for symlinks to those, and `keep/` never changes. Returns the manifests a stage of it may legitimately
+ * have: with or without `f`, with or without `d`'s files (a symlink leaving the source is skipped).
+ */
+export async function writeAttackedSource(work) {
+  const source = join(work, "swap");
+  await mkdir(join(work, "secretdir"), { recursive: true });
+  await writeFile(join(work, "secret.txt"), `${SECRET}\n`);
+  await writeFile(join(work, "secretdir", "inner.txt"), `${SECRET} in a directory\n`);
+  await writeSourceTree(join(source, "keep"), "kept", 12);
+  await writeFile(join(source, "f"), "public\n");
+  await mkdir(join(source, "d"));
+  await writeFile(join(source, "d", "inner.txt"), "public in a directory\n");
+  // The stand-ins the attacker renames over f and d, and the originals it renames back.
+  await symlink("../secret.txt", join(work, "swap-f-link"));
+  await symlink("../secretdir", join(work, "swap-d-link"));
+
+  const legitimate = new Set();
+  const scratch = join(work, "swap-variants");
+  for (const withFile of [true, false]) {
+    for (const withDir of [true, false]) {
+      const variant = join(scratch, `${withFile}-${withDir}`);
+      await cp(join(source, "keep"), join(variant, "keep"), { recursive: true });
+      if (withFile) await writeFile(join(variant, "f"), "public\n");
+      if (withDir) await cp(join(source, "d"), join(variant, "d"), { recursive: true });
+      legitimate.add(await manifestOf(variant));
+    }
+  }
+  await rm(scratch, { recursive: true, force: true });
+  return { source, legitimate: [...legitimate] };
 }
 
 /**

@@ -1,19 +1,39 @@
-// One torture worker: loops over random operations against the shared cache until killed, checking every
-// path a call returns right away (before any eviction may touch it), and reporting one JSON line per
-// operation on stdout. Started by supervisor.mjs with the path of its config file.
+// One torture worker: loops over seeded random operations against the shared cache until killed, checking
+// every path a call returns right away (before any eviction may touch it), and reporting one JSON line per
+// operation on stdout. Started by supervisor.mjs:
+//
+//   node worker.mjs <config.json> <role> <seed>
+//
+// Roles: `root` does everything; `nobody` (run as that user) shares the stage cache with root; `scratch-owner`
+// holds one scratch copy for its whole life and checks, again and again, that it is still there and whole,
+// while other workers open the cache and remove stale scratch copies.
 import { existsSync, readFileSync } from "node:fs";
+import { utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { materializeBaseline, pruneBaselines } from "../../packages/baseline/dist/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cleanBaselines, materializeBaseline, pruneBaselines } from "../../packages/baseline/dist/index.js";
 import {
   EVICTION_CLAIM,
+  fingerprintTree,
   STAGE_COMPLETE_SENTINEL,
   StageCache,
 } from "../../packages/stage-cache/dist/index.js";
-import { manifestOf } from "./trees.mjs";
+import { holdsSecret, manifestOf } from "./trees.mjs";
 
 const MARKERS = [STAGE_COMPLETE_SENTINEL, EVICTION_CLAIM];
-const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const pick = (list) => list[Math.floor(Math.random() * list.length)];
+const [configPath, role, seedText] = process.argv.slice(2);
+const config = JSON.parse(readFileSync(configPath, "utf8"));
+
+// A small seeded generator (mulberry32), so a failing run can be replayed with its seed.
+let state = Number(seedText) >>> 0;
+function random() {
+  state = (state + 0x6d2b79f5) >>> 0;
+  let t = state;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const pick = (list) => list[Math.floor(random() * list.length)];
 const emit = (record) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
 const cache = await StageCache.open({
@@ -39,6 +59,27 @@ const operations = {
       emit({ violation: `stage: ${dir} has no sentinel` });
     await expectTree("stage", dir, source.manifest, MARKERS);
     return {};
+  },
+  // The attacked source: a fresh key each time, so every call copies while the attacker swaps entries for
+  // symlinks to the secret. The copy and the fingerprint must each be one of the legitimate trees.
+  // An entry that vanishes between listing and reading may fail the call with ENOENT ("the source changed
+  // during the stage"): a refusal, not a violation. Anything else it returns must be legitimate.
+  async attacked() {
+    const refused = (error) => {
+      if (error?.code !== "ENOENT") throw error;
+      return undefined;
+    };
+    const digest = await fingerprintTree(config.attacked.dir).catch(refused);
+    if (digest !== undefined && !config.attacked.digests.includes(digest))
+      emit({ violation: `attacked: fingerprintTree gave ${digest}, the digest of no legitimate tree` });
+    const key = `swap-${process.pid}-${Math.floor(random() * 1e9)}`;
+    const dir = await cache.stage(config.attacked.dir, key).catch(refused);
+    if (dir === undefined) return { refused: 1 };
+    if (await holdsSecret(dir)) emit({ violation: `attacked: the secret was copied into ${dir}` });
+    const manifest = await manifestOf(dir, MARKERS);
+    if (!config.attacked.legitimate.includes(manifest))
+      emit({ violation: `attacked: ${dir} is not one of the legitimate trees` });
+    return { refused: digest === undefined ? 1 : 0 };
   },
   // A scratch copy lives for its cache object only: open, stage, check, close.
   async scratch() {
@@ -68,26 +109,42 @@ const operations = {
     const { removed } = await cache.sweep();
     return { removed: removed.length };
   },
+  // Several workers prune at once, with ages short enough that slots in use by others are candidates.
   async prune() {
-    const removed = await pruneBaselines(config.cacheRoot, { olderThanMs: config.pruneAgeMs });
-    return { removed: removed.length };
+    const report = await pruneBaselines(config.cacheRoot, {
+      olderThanMs: config.pruneAgeMs,
+      minAgeMs: config.pruneAgeMs,
+      staleAfterMs: config.staleAfterMs,
+    });
+    return { removed: report.removed.length };
+  },
+  async clean() {
+    const report = await cleanBaselines(config.cacheRoot, { staleAfterMs: config.staleAfterMs });
+    return { removed: report.removed.length };
   },
 };
 
 // Weights: mostly stages and baselines, with sweeps and prunes often enough that eviction never rests.
-const mix = [
-  "stage",
-  "stage",
-  "stage",
-  "stage",
-  "baseline",
-  "baseline",
-  "baseline",
-  "scratch",
-  "sweep",
-  "prune",
-];
+const mixes = {
+  root: [
+    "stage",
+    "stage",
+    "stage",
+    "attacked",
+    "baseline",
+    "baseline",
+    "baseline",
+    "scratch",
+    "sweep",
+    "prune",
+    "clean",
+  ],
+  // Another user shares the stage cache (its slots, staging, trash and scratch directories).
+  nobody: ["stage", "stage", "stage", "attacked", "scratch", "sweep"],
+};
 
+if (role === "scratch-owner") await ownScratchForever();
+const mix = mixes[role];
 for (;;) {
   const kind = pick(mix);
   try {
@@ -95,5 +152,27 @@ for (;;) {
     emit({ kind, ok: true, ...detail });
   } catch (error) {
     emit({ kind, ok: false, message: String(error?.stack ?? error) });
+  }
+}
+
+/**
+ * Holds one scratch copy for as long as the process lives. Its directory is made to look a day old after
+ * every hand-out, so that the other workers' `open()` would take it for debris if it did not check that its
+ * owner is alive. Every hand-out must return the same, whole copy.
+ */
+async function ownScratchForever() {
+  const source = config.sources[0];
+  const owner = await StageCache.open({ root: config.stageRoot, staleAfterMs: config.staleAfterMs });
+  const first = await owner.stage(source.dir);
+  const dayAgo = new Date(Date.now() - 86_400_000);
+  for (;;) {
+    const dir = await owner.stage(source.dir);
+    if (dir !== first) emit({ violation: `scratch-owner: got ${dir}, then ${first}: the copy was replaced` });
+    await expectTree("scratch-owner", dir, source.manifest, MARKERS).catch((error) =>
+      emit({ violation: `scratch-owner: ${dir} vanished or broke under its live owner: ${error.code}` }),
+    );
+    await utimes(dir, dayAgo, dayAgo).catch(() => {});
+    emit({ kind: "held scratch", ok: true });
+    await sleep(50 + random() * 100);
   }
 }
