@@ -14,6 +14,7 @@ import {
   TRASH_GRACE_MS,
 } from "./evict.js";
 import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+import { sentinelText } from "./sentinel.js";
 import { sourceRoot, type WalkOptions } from "./walk.js";
 
 export interface StageCacheOptions {
@@ -270,16 +271,14 @@ export class StageCache {
           finalizePrefix: "stage finalize",
           signal: options.signal,
           build: async (staging, { signal }) => {
-            const summary = await copyTree(realSource, staging, {
+            const record = await copyTree(realSource, staging, {
               ...this.#walkOptions(signal),
               onProgress: options.onProgress,
             });
             // The sentinel is the last thing written into the staging dir, so the rename below publishes a
-            // complete entry and its sentinel in one step. It records the size, so eviction never walks.
-            await writeFile(
-              join(staging, STAGE_COMPLETE_SENTINEL),
-              `${JSON.stringify({ version: 1, ...summary })}\n`,
-            );
+            // complete entry and its sentinel in one step. It records the size, so eviction never walks,
+            // and the manifest of what was written, so a slot can be verified later.
+            await writeFile(join(staging, STAGE_COMPLETE_SENTINEL), sentinelText(record));
             // Eviction removes empty fan-out directories; make ours as late as possible before the rename.
             await mkdir(fanOut, { recursive: true });
           },

@@ -1,5 +1,5 @@
 import type { Dirent } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { codeOf, messageOf } from "./errors.js";
 import {
@@ -10,6 +10,7 @@ import {
   STAGE_COMPLETE_SENTINEL,
   trashCreatedAt,
 } from "./layout.js";
+import { readSentinelHeader } from "./sentinel.js";
 
 /** What one eviction pass did. */
 export interface SweepResult {
@@ -93,18 +94,15 @@ export async function listEntries(
 
 /** The size a sentinel records, or undefined when there is no sentinel (an incomplete entry). */
 async function recordedSize(sentinel: string): Promise<number | undefined> {
-  let text: string;
+  let header: Record<string, unknown> | null;
   try {
-    text = await readFile(sentinel, "utf8");
+    header = await readSentinelHeader(sentinel);
   } catch {
     return undefined;
   }
-  try {
-    const bytes = (JSON.parse(text) as { bytes?: unknown }).bytes;
-    if (typeof bytes === "number" && bytes >= 0) return bytes;
-  } catch {
-    // A sentinel from another writer, without a recorded size: measure the entry.
-  }
+  const bytes = header?.bytes;
+  if (typeof bytes === "number" && bytes >= 0) return bytes;
+  // A sentinel from another writer, without a recorded size: measure the entry.
   return measure(sentinel.slice(0, -STAGE_COMPLETE_SENTINEL.length - 1));
 }
 

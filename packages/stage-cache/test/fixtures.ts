@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -80,4 +81,12 @@ export function sampleTree(root: string, seed = "x"): string {
     "src/big.bin": Buffer.alloc(200_000, seed),
     "src/empty.txt": "",
   });
+}
+
+/** How many bytes of a file the page cache holds (util-linux `fincore`). */
+export function residentBytes(path: string): number {
+  const out = execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", path], {
+    encoding: "utf8",
+  });
+  return Number(out.trim());
 }
