@@ -1,4 +1,4 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, hash as hashOnce } from "node:crypto";
 
 /**
  * The content hash of a file, format `cas-stage-content-v2`: sha256 over
@@ -71,4 +71,31 @@ export function contentHash(bytes: Buffer): Buffer {
     hasher.addChunk(chunk, isAllZero(chunk));
   }
   return hasher.digest();
+}
+
+/**
+ * A read buffer laid out so that a file of at most one chunk, read into {@link data}, is hashed in one call:
+ * the format's prefix and the data tag sit right before the data, and the size is written right after it.
+ * Saves a hash object and four updates per small file, which is most files.
+ */
+export class SingleChunkFrame {
+  readonly #frame = Buffer.allocUnsafe(PREFIX.length + 1 + CONTENT_CHUNK + 8);
+  /** Where the file's bytes go: {@link CONTENT_CHUNK} bytes of room. */
+  readonly data = this.#frame.subarray(PREFIX.length + 1, PREFIX.length + 1 + CONTENT_CHUNK);
+
+  constructor() {
+    PREFIX.copy(this.#frame);
+    this.#frame[PREFIX.length] = DATA_CHUNK[0] as number;
+  }
+
+  /**
+   * The content hash of a file whose `length` bytes (at most one chunk, not all zeros) are in {@link data}.
+   * Overwrites the 8 bytes after them.
+   */
+  hash(length: number): Buffer {
+    const end = PREFIX.length + 1 + length;
+    this.#frame.writeBigUInt64BE(BigInt(length), end);
+    // Hex, then bytes: crypto.hash takes a slow path for the "buffer" encoding.
+    return Buffer.from(hashOnce("sha256", this.#frame.subarray(0, end + 8)), "hex");
+  }
 }

@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { CopyWorkers } from "./copy-workers.js";
 import { COPIED_MODE_BITS, copyFileContent } from "./file-copy.js";
 import { targetError } from "./fs-errors.js";
 import { type ManifestEntry, sortEntries, treeDigest } from "./manifest.js";
@@ -14,6 +15,11 @@ export interface StageProgress {
 
 export interface CopyOptions extends WalkOptions {
   onProgress?: (progress: StageProgress) => void;
+  /**
+   * Not part of the package's API: after how many files the copy starts sharing the work with worker
+   * threads (see `CopyWorkers`). Default 64; 1 starts them at once, Infinity never (all on this thread).
+   */
+  startWorkersAfter?: number;
 }
 
 /** What a copy wrote: the number of regular files and the sum of their sizes. */
@@ -51,6 +57,10 @@ export async function copyTree(
   const entries: ManifestEntry[] = [];
   let files = 0;
   let bytes = 0;
+  // Workers start once the tree proves larger than a handful of files: starting one costs tens of ms.
+  const startWorkersAfter = options.startWorkersAfter ?? 64;
+  let workers: CopyWorkers | undefined;
+  let seen = 0;
   await walkTree(
     source,
     {
@@ -60,7 +70,7 @@ export async function copyTree(
         entries.push({ kind: "dir", rel });
       },
       file: (file, done) => {
-        copyFileContent(file, childPath(targetRoot, file.rel), signal, (error, content) => {
+        const copied: Parameters<typeof copyFileContent>[3] = (error, content) => {
           if (error !== undefined || content === undefined) return done(error);
           const mode = file.stats.mode & COPIED_MODE_BITS;
           entries.push({ kind: "file", rel: file.rel, mode, size: content.size, hash: content.hash });
@@ -72,7 +82,11 @@ export async function copyTree(
             return done(progressError);
           }
           done();
-        });
+        };
+        seen++;
+        if (seen === startWorkersAfter) workers = CopyWorkers.shared();
+        if (workers?.offer(file, targetRoot, file.rel, copied)) return;
+        copyFileContent(file, childPath(targetRoot, file.rel), signal, copied);
       },
     },
     options,

@@ -1,8 +1,7 @@
 import { readSync } from "node:fs";
-import { CONTENT_CHUNK, ContentHasher, isAllZero } from "./content-hash.js";
+import { CONTENT_CHUNK, ContentHasher, isAllZero, SingleChunkFrame } from "./content-hash.js";
 import { DirectReader } from "./direct-read.js";
 import { sourceError } from "./fs-errors.js";
-import type { TreeFile } from "./walk.js";
 
 /** Bytes read per step: a whole number of content chunks, so that each step hashes whole chunks. */
 export const STEP_BYTES = 16 * CONTENT_CHUNK;
@@ -17,6 +16,18 @@ export function hasHoles(stats: { size: number; blocks: number }): boolean {
 /** Below this size a file with holes is read like any other: the page-cache cost of its holes is small. */
 const DIRECT_READ_MIN_BYTES = 4 * 1024 * 1024;
 
+/**
+ * An open source file, as much of it as reading and copying need. The walk's `TreeFile` is one; a copy
+ * worker gets one in a message.
+ */
+export interface SourceFile {
+  /** Read from here and nowhere else. */
+  readonly fd: number;
+  readonly stats: { readonly size: number; readonly blocks: number; readonly mode: number };
+  /** For messages. */
+  readonly path: Buffer;
+}
+
 /** Where a file's bytes go besides the hash (the copy being written). */
 export interface ChunkSink {
   /** `piece`, read at `position`; `zeroChunks[i]` says whether its i-th content chunk is all zeros. */
@@ -30,14 +41,22 @@ export interface FileContent {
 }
 
 let sharedBuffer: Buffer | undefined;
+let sharedFrame: SingleChunkFrame | undefined;
+/** Which chunks of the current piece are all zeros: filled by each step, read by its sink at once. */
+const sharedZeroChunks: boolean[] = [];
 
 /**
- * The read buffer of every pass on this thread. Sharing it is safe because a step reads, hashes and hands
- * on its piece synchronously, and passes interleave only between steps.
+ * The read buffers of every pass on this thread. Sharing them is safe because a step reads, hashes and
+ * hands on its piece synchronously, and passes interleave only between steps.
  */
-export function stepBuffer(): Buffer {
+function stepBuffer(): Buffer {
   sharedBuffer ??= Buffer.allocUnsafe(STEP_BYTES);
   return sharedBuffer;
+}
+
+function singleChunkFrame(): SingleChunkFrame {
+  sharedFrame ??= new SingleChunkFrame();
+  return sharedFrame;
 }
 
 /**
@@ -46,15 +65,18 @@ export function stepBuffer(): Buffer {
  * the file; a file that shrank since ends where its data ends.
  */
 export class ContentPass {
-  readonly #file: TreeFile;
+  readonly #file: SourceFile;
   readonly #action: string;
   readonly #sink: ChunkSink | undefined;
-  readonly #hasher = new ContentHasher();
-  readonly #zeroChunks: boolean[] = [];
+  /** Made on the first multi-chunk step: most files take the single-chunk path and need none. */
+  #hasher: ContentHasher | undefined;
   readonly #direct: DirectReader | undefined;
+  /** Set at once by the single-chunk path. */
+  #hash: Buffer | undefined;
+  #singleSize = 0;
 
   /** Opens a second, direct descriptor for a large file with holes (see `DirectReader`): call {@link close}. */
-  constructor(file: TreeFile, action: string, sink?: ChunkSink) {
+  constructor(file: SourceFile, action: string, sink?: ChunkSink) {
     this.#file = file;
     this.#action = action;
     this.#sink = sink;
@@ -65,12 +87,16 @@ export class ContentPass {
 
   /** Reads, hashes and hands on the next piece. True once the whole file has passed. */
   step(): boolean {
+    if (this.#hash === undefined && this.#file.stats.size <= CONTENT_CHUNK && this.#direct === undefined) {
+      return this.#singleChunk();
+    }
+    this.#hasher ??= new ContentHasher();
     const position = this.#hasher.size;
     const wanted = Math.min(STEP_BYTES, this.#file.stats.size - position);
     if (wanted <= 0) return true;
     const piece = this.#read(wanted, position);
     const length = piece.length;
-    const zeroChunks = this.#zeroChunks;
+    const zeroChunks = sharedZeroChunks;
     zeroChunks.length = 0;
     for (let offset = 0; offset < length; offset += CONTENT_CHUNK) {
       const chunk = piece.subarray(offset, offset + CONTENT_CHUNK);
@@ -84,7 +110,28 @@ export class ContentPass {
 
   /** The bytes read and their hash, once {@link step} returned true. */
   result(): FileContent {
-    return { size: this.#hasher.size, hash: this.#hasher.digest() };
+    if (this.#hash !== undefined) return { size: this.#singleSize, hash: this.#hash };
+    const hasher = this.#hasher ?? new ContentHasher();
+    return { size: hasher.size, hash: hasher.digest() };
+  }
+
+  /** A file of at most one chunk, the common case: one read, one hash call (see `SingleChunkFrame`). */
+  #singleChunk(): true {
+    const frame = singleChunkFrame();
+    const piece = this.#readInto(frame.data, this.#file.stats.size, 0);
+    const zero = isAllZero(piece);
+    sharedZeroChunks.length = 0;
+    if (piece.length > 0) sharedZeroChunks.push(zero);
+    this.#sink?.write(piece, 0, sharedZeroChunks);
+    this.#singleSize = piece.length;
+    if (zero) {
+      const hasher = new ContentHasher();
+      hasher.addChunk(piece, true);
+      this.#hash = hasher.digest();
+    } else {
+      this.#hash = frame.hash(piece.length);
+    }
+    return true;
   }
 
   /** Releases the direct descriptor, if any. Idempotent. */
@@ -97,17 +144,25 @@ export class ContentPass {
     try {
       const direct = this.#direct?.read(length, position);
       if (direct !== undefined) return direct;
-      const buffer = stepBuffer();
-      let filled = 0;
+    } catch (cause) {
+      throw sourceError(this.#action, this.#file.path, cause);
+    }
+    return this.#readInto(stepBuffer(), length, position);
+  }
+
+  /** Reads `length` bytes at `position` into `buffer` (buffered), fewer only at the end of the file. */
+  #readInto(buffer: Buffer, length: number, position: number): Buffer {
+    let filled = 0;
+    try {
       while (filled < length) {
         const read = readSync(this.#file.fd, buffer, filled, length - filled, position + filled);
         if (read === 0) break;
         filled += read;
       }
-      return buffer.subarray(0, filled);
     } catch (cause) {
       throw sourceError(this.#action, this.#file.path, cause);
     }
+    return buffer.subarray(0, filled);
   }
 }
 

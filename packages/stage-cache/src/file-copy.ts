@@ -1,8 +1,14 @@
 import { closeSync, constants, fchmodSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { CONTENT_CHUNK } from "./content-hash.js";
-import { type ChunkSink, ContentPass, type FileContent, hasHoles, runPass } from "./file-content.js";
+import {
+  type ChunkSink,
+  ContentPass,
+  type FileContent,
+  hasHoles,
+  runPass,
+  type SourceFile,
+} from "./file-content.js";
 import { targetError } from "./fs-errors.js";
-import type { TreeFile } from "./walk.js";
 
 const { O_WRONLY, O_CREAT, O_EXCL } = constants;
 /** A copy is a new file: never an existing one, never through a symlink. */
@@ -18,10 +24,10 @@ export const COPIED_MODE_BITS = 0o777;
 class TargetFile implements ChunkSink {
   readonly #fd: number;
   readonly #path: Buffer;
-  readonly #source: TreeFile;
+  readonly #source: SourceFile;
   readonly #sparse: boolean;
 
-  constructor(path: Buffer, source: TreeFile) {
+  constructor(path: Buffer, source: SourceFile) {
     this.#path = path;
     this.#source = source;
     this.#sparse = hasHoles(source.stats);
@@ -88,7 +94,7 @@ class TargetFile implements ChunkSink {
  * partly written (the caller removes the whole copy).
  */
 export function copyFileContent(
-  file: TreeFile,
+  file: SourceFile,
   target: Buffer,
   signal: AbortSignal | undefined,
   callback: (error: unknown, content?: FileContent) => void,

@@ -36,20 +36,31 @@ export function sortEntries(entries: ManifestEntry[]): ManifestEntry[] {
 
 /** The `cas-stage-tree-v2` digest of entries already in path order. */
 export function treeDigest(sorted: readonly ManifestEntry[]): string {
+  // The records are gathered and hashed in large updates: one update per field costs more than the hashing.
   const hash = createHash("sha256").update(TREE_PREFIX);
+  const parts: Buffer[] = [];
+  let gathered = 0;
   for (const entry of sorted) {
-    if (entry.kind === "dir") {
-      hash.update("d ").update(entry.rel).update("\0");
-    } else {
-      hash
-        .update(`f ${entry.mode & 0o100 ? "x" : "-"} ${entry.size} `)
-        .update(entry.rel)
-        .update("\0");
-      hash.update(entry.hash);
+    const head =
+      entry.kind === "dir" ? DIR_HEAD : Buffer.from(`f ${entry.mode & 0o100 ? "x" : "-"} ${entry.size} `);
+    parts.push(head, entry.rel, NUL);
+    gathered += head.length + entry.rel.length + 1;
+    if (entry.kind === "file") {
+      parts.push(entry.hash);
+      gathered += entry.hash.length;
+    }
+    if (gathered >= 1 << 20) {
+      hash.update(Buffer.concat(parts, gathered));
+      parts.length = 0;
+      gathered = 0;
     }
   }
+  hash.update(Buffer.concat(parts, gathered));
   return hash.digest("hex");
 }
+
+const DIR_HEAD = Buffer.from("d ");
+const NUL = Buffer.from([0]);
 
 /**
  * The manifest as text, one line per entry in path order:
@@ -74,6 +85,8 @@ export function formatManifest(sorted: readonly ManifestEntry[]): string {
 }
 
 const DIR_LINE = /^d (.+)$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must be escaped.
+const NEEDS_ESCAPE = /[\x00-\x1f%\x7f]/;
 const FILE_LINE = /^f ([0-7]{4}) (0|[1-9][0-9]{0,15}) ([0-9a-f]{64}) (.+)$/;
 
 /** Parses {@link formatManifest}'s text. Throws a SyntaxError naming the first line that is not an entry. */
@@ -110,6 +123,10 @@ export function parseManifest(text: string): ManifestEntry[] {
  */
 export function escapePath(rel: Buffer): string {
   const utf8 = isUtf8(rel);
+  if (utf8) {
+    const text = rel.toString("utf8");
+    if (!NEEDS_ESCAPE.test(text)) return text;
+  }
   let out = "";
   let plainStart = 0;
   for (let index = 0; index < rel.length; index++) {

@@ -15,6 +15,9 @@ import {
 
 /** A regular file that a stage holds, opened by the walk. */
 export class TreeFile {
+  readonly #where: Buffer;
+  readonly #name: Buffer | undefined;
+
   constructor(
     /** Path inside the tree: bytes, `/`-separated, never empty. Not necessarily UTF-8. */
     readonly rel: Buffer,
@@ -25,9 +28,18 @@ export class TreeFile {
     readonly fd: number,
     /** `fstat` of `fd`: permission bits, size, allocated blocks. */
     readonly stats: Stats,
-    /** Where the file lies: its absolute path, or the resolved target of a symlink. */
-    readonly path: Buffer,
-  ) {}
+    /** Its absolute path, or (with `name`) that of the directory holding it. */
+    where: Buffer,
+    name?: Buffer,
+  ) {
+    this.#where = where;
+    this.#name = name;
+  }
+
+  /** Where the file lies: its absolute path, or the resolved target of a symlink. Made when asked. */
+  get path(): Buffer {
+    return this.#name === undefined ? this.#where : childPath(this.#where, this.#name);
+  }
 
   /** {@link path} for messages. */
   get display(): string {
@@ -164,30 +176,41 @@ class Walk {
   /** Lists a directory and takes each entry in turn, keeping pace with the event loop and the files started. */
   async #directory(dir: TreeDir, rel: Buffer): Promise<void> {
     for (const entry of this.#list(dir)) {
-      await this.#pace();
+      // Awaited only when there is something to wait for: a promise per entry costs more than the entry.
+      const paced = this.#pace();
+      if (paced !== undefined) await paced;
       if (this.#failure !== undefined) return;
-      await this.#entry(dir, rel, entry);
+      const descended = this.#entry(dir, rel, entry);
+      if (descended !== undefined) await descended;
     }
   }
 
-  /** Applies the rules to one listed entry: skip it, or open it and go by what was opened. */
-  async #entry(dir: TreeDir, parentRel: Buffer, entry: Dirent<Buffer>): Promise<void> {
+  /**
+   * Applies the rules to one listed entry: skip it, or open it and go by what was opened. Returns a promise
+   * only when it descends into a directory.
+   */
+  #entry(dir: TreeDir, parentRel: Buffer, entry: Dirent<Buffer>): Promise<void> | undefined {
     const rel = parentRel.length === 0 ? entry.name : childPath(parentRel, entry.name);
-    if (entry.isSymbolicLink()) return this.#symlink(dir, entry.name, rel);
-    if (entry.isDirectory() ? isSkippedDirectory(entry.name) : !entry.isFile()) return;
-    const path = childPath(dir.path, entry.name);
-    this.#options.beforeOpen?.(displayPath(path), "entry");
-    const opened = this.#open(dir, entry.name, path);
+    if (entry.isSymbolicLink()) {
+      this.#symlink(dir, entry.name, rel);
+      return undefined;
+    }
+    if (entry.isDirectory() ? isSkippedDirectory(entry.name) : !entry.isFile()) return undefined;
+    this.#options.beforeOpen?.(displayPath(childPath(dir.path, entry.name)), "entry");
+    const opened = this.#open(dir, entry.name);
     switch (opened.kind) {
       case "file":
-        return this.#file(new TreeFile(rel, opened.fd, opened.stats, path));
+        this.#file(new TreeFile(rel, opened.fd, opened.stats, dir.path, entry.name));
+        return undefined;
       case "dir":
         return this.#subdirectory(opened.dir, entry.name, rel);
       case "symlink":
         // It was something else when listed: the rules apply to what it is now.
-        return this.#symlink(dir, entry.name, rel);
+        this.#symlink(dir, entry.name, rel);
+        return undefined;
       default:
-      // A socket, FIFO or device swapped in since the listing: not part of a stage.
+        // A socket, FIFO or device swapped in since the listing: not part of a stage.
+        return undefined;
     }
   }
 
@@ -248,22 +271,28 @@ class Walk {
     }
   }
 
-  #open(dir: TreeDir, name: Buffer, path: Buffer) {
+  #open(dir: TreeDir, name: Buffer) {
     try {
       return this.#reader.open(dir, name);
     } catch (cause) {
-      throw sourceError(this.#visit.action, path, cause);
+      throw sourceError(this.#visit.action, childPath(dir.path, name), cause);
     }
   }
 
-  /** Gives the event loop a turn once a slice is used up, bounds the files in flight, honours the signal. */
-  async #pace(): Promise<void> {
+  /**
+   * Gives the event loop a turn once a slice is used up, bounds the files in flight, honours the signal.
+   * Returns a promise only when there is something to wait for.
+   */
+  #pace(): Promise<void> | undefined {
     this.#options.signal?.throwIfAborted();
+    if (this.#inFlight < this.#limit && performance.now() - this.#sliceStart <= SLICE_MS) return undefined;
+    return this.#breathe();
+  }
+
+  async #breathe(): Promise<void> {
     if (this.#inFlight >= this.#limit) await this.#unfinishedAtMost(this.#limit >> 1);
-    if (performance.now() - this.#sliceStart > SLICE_MS) {
-      await yieldToLoop();
-      this.#sliceStart = performance.now();
-    }
+    await yieldToLoop();
+    this.#sliceStart = performance.now();
   }
 
   async #unfinishedAtMost(count: number): Promise<void> {

@@ -1,0 +1,152 @@
+// Copies shared with worker threads give exactly what copies on the main thread give. Worker threads run
+// the built package (dist/), as users do; the TypeScript sources cannot run in a worker, so this file
+// imports dist (rebuild first) and compares it with src, which copies on the main thread only.
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { copyTree as copyHere } from "../src/copy.js";
+import { readTree, tempDir, writeTree } from "./fixtures.js";
+
+const dist = (await import(
+  new URL("../dist/copy.js", import.meta.url).href
+)) as typeof import("../src/copy.js");
+const { CopyWorkers } = (await import(
+  new URL("../dist/copy-workers.js", import.meta.url).href
+)) as typeof import("../src/copy-workers.js");
+
+/** A tree with every kind of file a copy must get right. */
+function variedTree(): string {
+  const files: Record<string, string | Buffer | [string | Buffer, number]> = {};
+  for (let i = 0; i < 400; i++) files[`d${i % 9}/e${i % 4}/f${i}.txt`] = `file ${i}\n`.repeat(i % 50);
+  files["bin/run.sh"] = ["#!/bin/sh\n", 0o755];
+  files["private.key"] = ["k", 0o600];
+  files["read-only"] = ["r", 0o444];
+  files["multi-chunk.bin"] = Buffer.alloc(3 * 65536 + 17, 5);
+  files["zeros-then-data.bin"] = Buffer.concat([Buffer.alloc(65536 * 2), Buffer.from("data")]);
+  files.empty = "";
+  const source = writeTree(tempDir("src"), files);
+  writeFileSync(Buffer.concat([Buffer.from(`${source}/`), Buffer.from([0x66, 0xff])]), "latin-1 name");
+  if (process.getuid?.() === 0) {
+    chownSync(join(source, "bin/run.sh"), 65534, 65534);
+    chmodSync(join(source, "bin/run.sh"), 0o4755);
+  }
+  // Files with holes: a small one (a worker takes it) and one above the workers' size limit.
+  for (const [name, size] of [
+    ["holes-small", 4 * 1024 * 1024],
+    ["holes-large", 40 * 1024 * 1024],
+  ] as const) {
+    execFileSync("truncate", ["-s", String(size), join(source, name)]);
+    const fd = openSync(join(source, name), "r+");
+    writeSync(fd, Buffer.from("island"), 0, 6, 1024 * 1024 + 1);
+    closeSync(fd);
+  }
+  return source;
+}
+
+function openBelow(dir: string): string[] {
+  return readdirSync("/proc/self/fd").flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      return target.startsWith(dir) ? [target] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe("copies shared with worker threads", () => {
+  const mounted: string[] = [];
+  afterEach(() => {
+    for (const dir of mounted.splice(0)) execFileSync("umount", ["-l", dir]);
+  });
+
+  it("are byte for byte, bit for bit and hole for hole what the main thread alone copies", async () => {
+    const source = variedTree();
+    const pool = CopyWorkers.shared();
+    expect(pool).toBeDefined();
+    const givenBefore = pool?.given ?? 0;
+    const shared = tempDir("shared");
+    const recordShared = await dist.copyTree(source, shared, { startWorkersAfter: 1 });
+    expect((pool?.given ?? 0) - givenBefore).toBeGreaterThan(100);
+    const alone = tempDir("alone");
+    const recordAlone = await copyHere(source, alone, { startWorkersAfter: Number.POSITIVE_INFINITY });
+
+    expect(recordShared.digest).toBe(recordAlone.digest);
+    expect(recordShared.entries).toEqual(recordAlone.entries);
+    expect(readTree(shared, { withModes: true })).toEqual(readTree(alone, { withModes: true }));
+    expect(readTree(shared, { withModes: true })).toEqual(readTree(source, { withModes: true }));
+    for (const name of ["holes-small", "holes-large"]) {
+      expect(statSync(join(shared, name)).blocks * 512, name).toBeLessThan(256 * 1024);
+      expect(readFileSync(join(shared, name)).equals(readFileSync(join(source, name))), name).toBe(true);
+    }
+    expect(statSync(join(shared, "read-only")).mode & 0o777).toBe(0o444);
+    if (process.getuid?.() === 0) expect(statSync(join(shared, "bin/run.sh")).mode & 0o7777).toBe(0o755);
+    expect(openBelow(source)).toEqual([]);
+  });
+
+  it("keep concurrent copies of different trees apart", async () => {
+    const a = writeTree(
+      tempDir("a"),
+      Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`a${i}`, `a ${i}`])),
+    );
+    const b = writeTree(
+      tempDir("b"),
+      Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`b${i}`, `b ${i}`])),
+    );
+    const [toA, toB] = [tempDir("to-a"), tempDir("to-b")];
+    await Promise.all([
+      dist.copyTree(a, toA, { startWorkersAfter: 1 }),
+      dist.copyTree(b, toB, { startWorkersAfter: 1 }),
+    ]);
+    expect(readTree(toA)).toEqual(readTree(a));
+    expect(readTree(toB)).toEqual(readTree(b));
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    "report a full filesystem as the main thread does, and leave no descriptor open",
+    async () => {
+      const target = tempDir("tiny");
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", target]);
+      mounted.push(target);
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 300; i++) files[`f${i}`] = "x".repeat(8000);
+      const source = writeTree(tempDir("src"), files);
+      const error = await dist.copyTree(source, target, { startWorkersAfter: 1 }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: "StageCacheError", code: "ENOSPC" });
+      expect((error as Error).message).toMatch(
+        /cannot copy .*\/f\d+ to .*: .*no space left.*cache's filesystem is full/,
+      );
+      expect(openBelow(source)).toEqual([]);
+    },
+  );
+
+  it("stop on abort after the files in flight, and leave no descriptor open", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 2000; i++) files[`d${i % 10}/f${i}`] = `${i}`;
+    const source = writeTree(tempDir("src"), files);
+    const controller = new AbortController();
+    const error = await dist
+      .copyTree(source, tempDir("copy"), {
+        startWorkersAfter: 1,
+        signal: controller.signal,
+        onProgress: ({ files: copied }) => {
+          if (copied === 200) controller.abort(new Error("enough"));
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ message: "enough" });
+    expect(openBelow(source)).toEqual([]);
+  });
+});
