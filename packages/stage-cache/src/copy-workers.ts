@@ -1,11 +1,20 @@
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { messageOf, StageCacheError } from "./errors.js";
 import type { FileContent, SourceFile } from "./file-content.js";
+import { copyFileContent } from "./file-copy.js";
+import { childPath } from "./tree-reader.js";
 
 type Callback = (error: unknown, content?: FileContent) => void;
+
+/** A job as the main thread keeps it until its answer: enough to copy it here instead. */
+interface Handed {
+  file: SourceFile;
+  target: () => Buffer;
+  callback: Callback;
+}
 
 /** Files larger than this are copied on the main thread, a slice at a time, where an abort can stop them. */
 const WORKER_MAX_BYTES = 8 * 1024 * 1024;
@@ -105,12 +114,13 @@ class WorkerThread {
   #broken = false;
   #given = 0;
   /** Callbacks of the batches sent, oldest first; answers come back in the same order. */
-  readonly #sent: Callback[][] = [];
+  readonly #sent: Handed[][] = [];
   #batch = new BatchWriter();
   #flushScheduled = false;
 
   constructor() {
-    this.#worker = new Worker(WORKER_URL, { workerData: { done: this.#done } });
+    // The worker needs none of the process's own flags (and some, such as --input-type, stop it).
+    this.#worker = new Worker(WORKER_URL, { workerData: { done: this.#done }, execArgv: [] });
     this.#worker.unref();
     this.#worker.once("online", () => {
       this.#online = true;
@@ -146,18 +156,18 @@ class WorkerThread {
     this.#flushScheduled = false;
     if (this.#batch.size === 0 || this.#broken) return;
     if (this.#sent.length === 0) this.#worker.ref();
-    const { message, callbacks } = this.#batch.finish();
-    this.#sent.push(callbacks);
+    const { message, handed } = this.#batch.finish();
+    this.#sent.push(handed);
     this.#worker.postMessage(message, [message.jobs]);
     this.#batch = new BatchWriter();
   }
 
   #answer({ answers, failures }: BatchAnswer): void {
-    const callbacks = this.#sent.shift() ?? [];
+    const handed = this.#sent.shift() ?? [];
     if (this.#sent.length === 0) this.#worker.unref();
     const bytes = Buffer.from(answers);
     const failed = new Map(failures.map((failure) => [failure.index, failure]));
-    for (const [index, callback] of callbacks.entries()) {
+    for (const [index, { callback }] of handed.entries()) {
       const failure = failed.get(index);
       if (failure !== undefined) {
         const message = failure.message.replace(/^stage-cache: /, "");
@@ -171,13 +181,28 @@ class WorkerThread {
     }
   }
 
-  /** A thread that died answers every job it holds with an error and takes no more. */
+  /**
+   * A thread that died (or could not start) takes no more jobs, and the jobs it held are copied here
+   * instead: their descriptors are still open (the main thread closes them), and whatever the thread had
+   * written of a target is removed first.
+   */
   #fail(cause: unknown): void {
     if (this.#broken) return;
     this.#broken = true;
-    const error = new StageCacheError("EIO", `copy worker failed: ${messageOf(cause)}`, { cause });
-    const pending = [...this.#sent.splice(0).flat(), ...this.#batch.finish().callbacks];
-    for (const callback of pending) callback(error);
+    this.#worker.unref();
+    const pending = [...this.#sent.splice(0).flat(), ...this.#batch.finish().handed];
+    for (const { file, target, callback } of pending) {
+      const path = target();
+      try {
+        rmSync(path, { force: true });
+      } catch (error) {
+        callback(
+          new StageCacheError("EIO", `copy worker failed (${messageOf(cause)}), and ${messageOf(error)}`),
+        );
+        continue;
+      }
+      copyFileContent(file, path, undefined, callback);
+    }
   }
 }
 
@@ -186,10 +211,10 @@ class BatchWriter {
   #bytes = Buffer.allocUnsafeSlow(8192);
   #used = 0;
   #targetRoot: Buffer | undefined;
-  readonly #callbacks: Callback[] = [];
+  readonly #handed: Handed[] = [];
 
   get size(): number {
-    return this.#callbacks.length;
+    return this.#handed.length;
   }
 
   /** Whether jobs for `targetRoot` can join this batch. */
@@ -219,17 +244,17 @@ class BatchWriter {
     at += source.copy(bytes, at);
     at += rel.copy(bytes, at);
     this.#used = at;
-    this.#callbacks.push(callback);
+    this.#handed.push({ file, target: () => childPath(targetRoot, rel), callback });
   }
 
-  /** The message for the worker (its job bytes are transferred, not copied) and the jobs' callbacks. */
-  finish(): { message: BatchMessage; callbacks: Callback[] } {
+  /** The message for the worker (its job bytes are transferred, not copied) and the jobs as kept here. */
+  finish(): { message: BatchMessage; handed: Handed[] } {
     const message = {
       targetRoot: this.#targetRoot ?? Buffer.alloc(0),
       jobs: this.#bytes.buffer as ArrayBuffer,
       length: this.#used,
-      count: this.#callbacks.length,
+      count: this.#handed.length,
     };
-    return { message, callbacks: this.#callbacks };
+    return { message, handed: this.#handed };
   }
 }

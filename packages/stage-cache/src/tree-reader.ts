@@ -20,11 +20,12 @@ import { codeOf, StageCacheError } from "./errors.js";
  *   link to the directory the descriptor holds, wherever it has moved since, then looks `name` up in it,
  *   so no path component above the entry is ever resolved again: a directory swapped for a symlink after
  *   it was opened cannot redirect a lookup. This is `openat(2)` for a runtime that has no `openat`.
- * - `"path"` (elsewhere): by absolute path, with identity checks. Before and after each lookup the
- *   directory's path is statted and must still lead to the directory (device and inode) first opened, and
- *   an opened entry must still be the one at its path. A swap of any component is thereby seen, unless it
- *   is made and undone within the few microseconds between the open and the checks; that residual window
- *   is what `"proc"` closes.
+ * - `"path"` (elsewhere): by absolute path, with identity checks after each lookup: the directory's path
+ *   must still lead to the directory (device and inode) first found there, and the entry's path to the
+ *   inode just opened; a followed symlink's resolved path must still resolve to itself and to the opened
+ *   file. A swap of any component is thereby seen (ESOURCECHANGED), unless it is made and undone within
+ *   the few microseconds between the open and the checks. A check before the lookup would not narrow that
+ *   window, so there is none. The residual window is what `"proc"` closes.
  */
 export type Lookup = "proc" | "path";
 
@@ -76,15 +77,21 @@ export interface TreeReader {
   list(dir: TreeDir): Dirent<Buffer>[];
   /**
    * Opens the entry `name` of `dir` without following a symlink and says what it is. Throws the
-   * filesystem's error (ENOENT when it is gone since the listing), or ESOURCECHANGED.
+   * filesystem's error (ENOENT when it is gone since the listing), or ESOURCECHANGED. `opened` (a test
+   * hook) runs right after the open, before any check of what was opened.
    */
-  open(dir: TreeDir, name: Buffer): OpenedEntry;
+  open(dir: TreeDir, name: Buffer, opened?: () => void): OpenedEntry;
   /**
-   * Resolves the symlink `name` of `dir` once and opens what it leads to, if that is a regular file;
-   * `beforeOpen` runs between the resolution and the open. Undefined for a dangling or looping link or
-   * one to anything else. Throws ESOURCECHANGED when the opened file cannot be proved to be the resolved one.
+   * Resolves the symlink `name` of `dir` once and opens what it leads to, if that is a regular file.
+   * Undefined for a dangling or looping link or one to anything else. Throws ESOURCECHANGED when the
+   * opened file cannot be proved to be the resolved one. Test hooks: `resolved` runs between the
+   * resolution and the open, `opened` right after the open.
    */
-  openLinkTarget(dir: TreeDir, name: Buffer, beforeOpen: () => void): LinkTarget | undefined;
+  openLinkTarget(
+    dir: TreeDir,
+    name: Buffer,
+    hooks?: { resolved?: () => void; opened?: () => void },
+  ): LinkTarget | undefined;
   /** Releases a directory's descriptor, if it holds one. */
   close(dir: TreeDir): void;
 }
@@ -173,24 +180,26 @@ const procReader: TreeReader = {
     return readdirSync(dir.prefix, { withFileTypes: true, encoding: "buffer" });
   },
 
-  open(dir, name) {
+  open(dir, name, opened) {
     const fd = openNoFollow(Buffer.concat([dir.prefix, name]));
     if (fd === "symlink") return { kind: "symlink" };
+    opened?.();
     return classify(fd, fstatSync(fd), (stats) => procDir(fd, childPath(dir.path, name), stats));
   },
 
-  openLinkTarget(dir, name, beforeOpen) {
+  openLinkTarget(dir, name, hooks) {
     const link = Buffer.concat([dir.prefix, name]);
     // Looked at first so that a link to a device or a directory is never opened at all.
     const seen = statOrUndefined(link);
     if (!seen?.isFile()) return undefined;
-    beforeOpen();
+    hooks?.resolved?.();
     let fd: number;
     try {
       fd = openSync(link, LINK_FLAGS);
     } catch {
       return undefined; // gone or dangling since: skipped like any dangling link
     }
+    hooks?.opened?.();
     const stats = fstatSync(fd);
     if (!stats.isFile()) {
       closeSync(fd);
@@ -250,23 +259,22 @@ const pathReader: TreeReader = {
   },
 
   list(dir) {
-    expectSameDir(dir);
     const entries = readdirSync(dir.path, { withFileTypes: true, encoding: "buffer" });
+    // Listed by path: that path must still lead to the directory, or the names may be another's.
     expectSameDir(dir);
     return entries;
   },
 
-  open(dir, name) {
+  open(dir, name, opened) {
     const path = Buffer.concat([dir.prefix, name]);
-    expectSameDir(dir);
     const fd = openNoFollow(path);
-    if (fd === "symlink") {
-      expectSameDir(dir);
-      return { kind: "symlink" };
-    }
+    if (fd === "symlink") return { kind: "symlink" };
     let stats: Stats;
     try {
+      opened?.();
       stats = fstatSync(fd);
+      // After the open, the directory's path still leads to it and the name in it to what was opened:
+      // so what was opened is the entry, whatever happened to the path on the way.
       expectSameDir(dir);
       expectSameEntry(path, stats);
     } catch (error) {
@@ -279,37 +287,34 @@ const pathReader: TreeReader = {
     return { kind: "dir", dir: pathDir(path, stats) };
   },
 
-  openLinkTarget(dir, name, beforeOpen) {
-    expectSameDir(dir);
+  openLinkTarget(dir, name, hooks) {
     let target: Buffer;
     try {
       target = realpathSync.native(Buffer.concat([dir.prefix, name]), { encoding: "buffer" });
     } catch {
       return undefined; // dangling or looping
     }
-    expectSameDir(dir);
     if (!statOrUndefined(target)?.isFile()) return undefined;
-    beforeOpen();
-    // The resolved path holds no symlink, so one appearing at its end since is refused (ELOOP).
-    const fd = (() => {
-      try {
-        return openNoFollow(target);
-      } catch {
-        return "symlink" as const;
-      }
-    })();
+    hooks?.resolved?.();
+    let fd: number | "symlink";
+    try {
+      // The resolved path holds no symlink, so one appearing at its end since is refused.
+      fd = openNoFollow(target);
+    } catch {
+      return undefined; // gone since: skipped like any dangling link
+    }
     if (fd === "symlink") return undefined;
     let stats: Stats;
     try {
+      hooks?.opened?.();
       stats = fstatSync(fd);
-      // The opened file must be the one the resolution found: the same path, leading to the same inode.
-      const again = realpathSync.native(target, { encoding: "buffer" });
-      if (!again.equals(target)) throw sourceChanged(target);
+      // The opened file must be the one the resolution found: the path still resolves to itself (no
+      // component became a symlink) and leads to the opened inode.
+      if (!realpathSync.native(target, { encoding: "buffer" }).equals(target)) throw sourceChanged(target);
       expectSameEntry(target, stats);
     } catch (error) {
       closeSync(fd);
-      if (error instanceof StageCacheError) throw error;
-      throw sourceChanged(target);
+      throw error instanceof StageCacheError ? error : sourceChanged(target);
     }
     if (!stats.isFile()) {
       closeSync(fd);

@@ -61,8 +61,11 @@ export interface TreeVisitor {
   action: string;
 }
 
-/** The two moments a test can act in: before an entry is opened, before a followed symlink's target is. */
-export type OpenStep = "entry" | "link-target";
+/**
+ * The moments a test can act in: before an entry is opened and right after; between a followed symlink's
+ * resolution and the opening of its target, and right after that.
+ */
+export type OpenStep = "entry" | "entry-opened" | "link-target" | "link-target-opened";
 
 export interface WalkOptions {
   /** Keep symlinks whose target resolves outside the source root instead of skipping them. */
@@ -73,10 +76,10 @@ export interface WalkOptions {
   /** How many files may be unfinished at once. Default 512. */
   concurrency?: number;
   /**
-   * Test hook, not part of the package's API: runs right before an entry (or a followed symlink's target)
-   * is opened, with its absolute path, so a test can swap the entry at exactly that moment.
+   * Test hook, not part of the package's API: runs at each {@link OpenStep} with the entry's absolute path
+   * (the link's, for a symlink), so a test can swap the entry at exactly that moment.
    */
-  beforeOpen?: (path: string, step: OpenStep) => void;
+  onStep?: (path: string, step: OpenStep) => void;
   /** Test hook, not part of the package's API: force a lookup strategy (default: the platform's best). */
   lookup?: Lookup;
 }
@@ -107,7 +110,8 @@ const NO_REL = Buffer.alloc(0);
  * checked against the root. Visitors read only from the descriptor they are given. Lookups go through the
  * open parent directory (see {@link Lookup}): on Linux no component above an entry is resolved again, so
  * no swap anywhere in the tree can make the walk read outside the root; on other platforms, paths are
- * checked around each lookup and a swap makes the walk fail with `ESOURCECHANGED`.
+ * checked after each lookup and a swap makes the walk fail with `ESOURCECHANGED` (see {@link Lookup} for
+ * the microseconds this leaves).
  *
  * Symlinked directories are never descended, so symlink loops cannot make the walk run forever. An entry
  * listed but gone when opened fails the walk with `ENOENT`: the source changed during the walk.
@@ -196,7 +200,6 @@ class Walk {
       return undefined;
     }
     if (entry.isDirectory() ? isSkippedDirectory(entry.name) : !entry.isFile()) return undefined;
-    this.#options.beforeOpen?.(displayPath(childPath(dir.path, entry.name)), "entry");
     const opened = this.#open(dir, entry.name);
     switch (opened.kind) {
       case "file":
@@ -228,8 +231,14 @@ class Walk {
   /** Follows a symlink to a regular file inside the root (or anywhere, when asked); skips anything else. */
   #symlink(dir: TreeDir, name: Buffer, rel: Buffer): void {
     const linkPath = childPath(dir.path, name);
-    const target = this.#reader.openLinkTarget(dir, name, () =>
-      this.#options.beforeOpen?.(displayPath(linkPath), "link-target"),
+    const onStep = this.#options.onStep;
+    const target = this.#reader.openLinkTarget(
+      dir,
+      name,
+      onStep && {
+        resolved: () => onStep(displayPath(linkPath), "link-target"),
+        opened: () => onStep(displayPath(linkPath), "link-target-opened"),
+      },
     );
     if (target === undefined) return;
     if (!this.#options.followExternalSymlinks && !isInside(target.path, this.#rootPrefix)) {
@@ -272,8 +281,12 @@ class Walk {
   }
 
   #open(dir: TreeDir, name: Buffer) {
+    const onStep = this.#options.onStep;
     try {
-      return this.#reader.open(dir, name);
+      if (onStep === undefined) return this.#reader.open(dir, name);
+      const shown = displayPath(childPath(dir.path, name));
+      onStep(shown, "entry");
+      return this.#reader.open(dir, name, () => onStep(shown, "entry-opened"));
     } catch (cause) {
       throw sourceError(this.#visit.action, childPath(dir.path, name), cause);
     }

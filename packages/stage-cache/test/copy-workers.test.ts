@@ -6,6 +6,7 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  cpSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -15,6 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { copyTree as copyHere } from "../src/copy.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
@@ -93,6 +95,21 @@ describe("copies shared with worker threads", () => {
     }
     expect(statSync(join(shared, "read-only")).mode & 0o777).toBe(0o444);
     if (process.getuid?.() === 0) expect(statSync(join(shared, "bin/run.sh")).mode & 0o7777).toBe(0o755);
+    expect(openBelow(source)).toEqual([]);
+  });
+
+  it("fall back to the main thread for every job when a worker dies", async () => {
+    // A broken install: a private copy of dist whose worker module throws as it loads.
+    const broken = tempDir("broken-dist");
+    cpSync(new URL("../dist", import.meta.url), join(broken, "dist"), { recursive: true });
+    writeFileSync(join(broken, "package.json"), '{ "type": "module" }');
+    writeFileSync(join(broken, "dist", "copy-worker.js"), 'throw new Error("broken worker");\n');
+    const { copyTree } = (await import(pathToFileURL(join(broken, "dist", "copy.js")).href)) as typeof dist;
+    const source = variedTree();
+    const target = tempDir("copy");
+    const record = await copyTree(source, target, { startWorkersAfter: 1 });
+    expect(readTree(target, { withModes: true })).toEqual(readTree(source, { withModes: true }));
+    expect(record.files).toBe(Object.keys(readTree(source)).filter((rel) => !rel.endsWith("/")).length);
     expect(openBelow(source)).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 // An entry swapped between the walk's listing and its reading must never make a copy or a fingerprint
 // read what lies outside the source root. Each window is reached deterministically through the walk's
-// test-only `beforeOpen` hook, with both lookup strategies; then a real attacker process swaps in a tight
+// test-only `onStep` hook, with both lookup strategies; then a real attacker process swaps in a tight
 // loop while stages and fingerprints run.
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -21,7 +21,7 @@ import { copyTree } from "../src/copy.js";
 import { digestTree } from "../src/fingerprint.js";
 import { fingerprintTree, StageCache } from "../src/index.js";
 import { procLookupWorks } from "../src/tree-reader.js";
-import type { WalkOptions } from "../src/walk.js";
+import { type WalkOptions, walkTree } from "../src/walk.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
 const SECRET = "TOPSECRET";
@@ -60,7 +60,7 @@ describe.each(lookups)("an entry swapped between listing and opening (%s lookups
     let swapped = false;
     return {
       lookup,
-      beforeOpen: (path, at) => {
+      onStep: (path, at) => {
         if (swapped || at !== step || path !== join(source, rel)) return;
         swapped = true;
         swap();
@@ -140,6 +140,111 @@ describe.each(lookups)("an entry swapped between listing and opening (%s lookups
     const hashed = await digestTree(source, hookAt(source, "d/f", swapParent)).catch((e: unknown) => e);
     if (lookup === "proc") expect(hashed).toBe(original);
     else expect(hashed).toMatchObject({ code: "ESOURCECHANGED" });
+  });
+
+  it("a directory swapped between its opening and its listing is not listed through the swap", async () => {
+    const { source, secretDir, spare } = scene({ "d/f": "public", "d/g": "public too" });
+    const read: string[] = [];
+    const walked = await walkTree(
+      source,
+      {
+        action: "read",
+        dir: (rel) => {
+          if (rel.toString() !== "d") return;
+          renameSync(join(source, "d"), join(spare, "d"));
+          symlinkSync(secretDir, join(source, "d"));
+        },
+        file: (file, done) => {
+          read.push(readFileSync(file.fd, "utf8"));
+          done();
+        },
+      },
+      { lookup },
+    ).catch((e: unknown) => e);
+    expect(read.join()).not.toContain(SECRET);
+    if (lookup === "proc") expect(read.sort()).toEqual(["public", "public too"]);
+    else expect(walked).toMatchObject({ code: "ESOURCECHANGED" });
+  });
+
+  it("a directory swapped for an entry's open and restored right after is caught by path lookups", async () => {
+    const { source, secretDir, spare } = scene({ "d/f": "public" });
+    const target = tempDir("copy");
+    const copied = await copyTree(source, target, {
+      lookup,
+      onStep: (path, step) => {
+        if (path !== join(source, "d/f")) return;
+        if (step === "entry") {
+          renameSync(join(source, "d"), join(spare, "d"));
+          symlinkSync(secretDir, join(source, "d"));
+        } else if (step === "entry-opened") {
+          unlinkSync(join(source, "d"));
+          renameSync(join(spare, "d"), join(source, "d"));
+        }
+      },
+    }).catch((e: unknown) => e);
+    expect(holdsSecret(target)).toBe(false);
+    // By path, the open went through the swap; the entry's path then leads to another file than the one
+    // opened. Through the directory's descriptor, the swap did not matter.
+    if (lookup === "path") expect(copied).toMatchObject({ code: "ESOURCECHANGED" });
+    else expect(readFileSync(join(target, "d/f"), "utf8")).toBe("public");
+  });
+
+  it("an entry replaced right after its open is the opened one, or refused by path lookups", async () => {
+    const { source } = scene({ f: "opened", g: "other" });
+    const target = tempDir("copy");
+    const copied = await copyTree(source, target, {
+      lookup,
+      onStep: (path, step) => {
+        if (path !== join(source, "f") || step !== "entry-opened") return;
+        writeFileSync(join(source, "f.new"), "replacement");
+        renameSync(join(source, "f.new"), join(source, "f"));
+      },
+    }).catch((e: unknown) => e);
+    if (lookup === "path") expect(copied).toMatchObject({ code: "ESOURCECHANGED" });
+    else expect(readFileSync(join(target, "f"), "utf8")).toBe("opened");
+  });
+
+  it("a followed symlink's target directory swapped for its open and restored is never read", async () => {
+    const { source, secretDir, spare } = scene({ ".hidden/f": "public" });
+    symlinkSync(".hidden/f", join(source, "link"));
+    const warnings: string[] = [];
+    const target = tempDir("copy");
+    const copied = await copyTree(source, target, {
+      lookup,
+      onWarning: (message) => warnings.push(message),
+      onStep: (path, step) => {
+        if (path !== join(source, "link")) return;
+        if (step === "link-target") {
+          renameSync(join(source, ".hidden"), join(spare, "hidden"));
+          symlinkSync(secretDir, join(source, ".hidden"));
+        } else if (step === "link-target-opened") {
+          unlinkSync(join(source, ".hidden"));
+          renameSync(join(spare, "hidden"), join(source, ".hidden"));
+        }
+      },
+    }).catch((e: unknown) => e);
+    expect(holdsSecret(target)).toBe(false);
+    if (lookup === "path") expect(copied).toMatchObject({ code: "ESOURCECHANGED" });
+    else
+      expect(warnings).toEqual([
+        expect.stringMatching(/^skipped symlink link: its target .*\/dir\/f is outside/),
+      ]);
+  });
+
+  it("a followed symlink's target replaced right after its open is the opened one, or refused by path lookups", async () => {
+    const { source } = scene({ ".hidden/f": "opened" });
+    symlinkSync(".hidden/f", join(source, "link"));
+    const target = tempDir("copy");
+    const copied = await copyTree(source, target, {
+      lookup,
+      onStep: (path, step) => {
+        if (path !== join(source, "link") || step !== "link-target-opened") return;
+        writeFileSync(join(source, ".hidden/f.new"), "replacement");
+        renameSync(join(source, ".hidden/f.new"), join(source, ".hidden/f"));
+      },
+    }).catch((e: unknown) => e);
+    if (lookup === "path") expect(copied).toMatchObject({ code: "ESOURCECHANGED" });
+    else expect(readFileSync(join(target, "link"), "utf8")).toBe("opened");
   });
 
   it("a symlink's target swapped for a symlink to a secret after resolution is not read", async () => {

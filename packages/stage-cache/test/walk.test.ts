@@ -2,7 +2,10 @@
 // /proc/self/fd (which descriptors it leaves open).
 import { execFileSync } from "node:child_process";
 import {
+  closeSync,
+  fstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readlinkSync,
   renameSync,
@@ -41,9 +44,9 @@ function recordOpens(
     opens,
     options: {
       ...options,
-      beforeOpen: (path, step) => {
+      onStep: (path, step) => {
         opens.push([path.slice(root.length + 1), step]);
-        options.beforeOpen?.(path, step);
+        options.onStep?.(path, step);
       },
     },
   };
@@ -64,7 +67,9 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     await copyTree(source, target, options);
     expect(opens.sort()).toEqual([
       ["f.txt", "entry"],
+      ["f.txt", "entry-opened"],
       ["link-to-file", "link-target"],
+      ["link-to-file", "link-target-opened"],
     ]);
     expect(Object.keys(readTree(target)).sort()).toEqual(["f.txt", "link-to-file"]);
   });
@@ -75,8 +80,8 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     let swapped = false;
     await copyTree(source, target, {
       lookup,
-      beforeOpen: (path) => {
-        if (swapped || path !== join(source, "became")) return;
+      onStep: (path, step) => {
+        if (swapped || step !== "entry" || path !== join(source, "became")) return;
         swapped = true;
         unlinkSync(path);
         mkdirSync(path);
@@ -94,7 +99,8 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     const target = tempDir("copy");
     await copyTree(source, target, {
       lookup,
-      beforeOpen: (path) => {
+      onStep: (path, step) => {
+        if (step !== "entry") return;
         unlinkSync(path);
         mkdirSync(path);
         writeFileSync(join(path, "inside"), "never copied");
@@ -108,8 +114,8 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     const target = tempDir("copy");
     await copyTree(source, target, {
       lookup,
-      beforeOpen: (path) => {
-        if (path !== join(source, "f")) return;
+      onStep: (path, step) => {
+        if (step !== "entry" || path !== join(source, "f")) return;
         unlinkSync(path);
         execFileSync("mkfifo", [path]);
       },
@@ -121,7 +127,7 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     const source = writeTree(tempDir("src"), { f: "f" });
     const error = await copyTree(source, tempDir("copy"), {
       lookup,
-      beforeOpen: (path) => unlinkSync(path),
+      onStep: (path, step) => step === "entry" && unlinkSync(path),
     }).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: "StageCacheError", code: "ENOENT", path: join(source, "f") });
     expect((error as Error).message).toMatch(/cannot copy .*\/f: .*disappeared while being copied/);
@@ -134,7 +140,7 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     const target = tempDir("copy");
     await copyTree(source, target, {
       lookup,
-      beforeOpen: (_path, step) => {
+      onStep: (_path, step) => {
         if (step === "link-target")
           renameSync(join(source, ".hidden/target.txt"), join(source, ".hidden/moved"));
       },
@@ -142,11 +148,91 @@ describe.each(lookups)("walkTree (%s lookups)", (lookup) => {
     expect(Object.keys(readTree(target))).toEqual(["other.txt"]);
   });
 
+  it("skips a followed symlink whose target became a directory between its resolution and its opening", async () => {
+    const source = writeTree(tempDir("src"), { ".hidden/target": "t", "other.txt": "o" });
+    symlinkSync(".hidden/target", join(source, "link"));
+    const target = tempDir("copy");
+    await copyTree(source, target, {
+      lookup,
+      onStep: (_path, step) => {
+        if (step !== "link-target") return;
+        unlinkSync(join(source, ".hidden/target"));
+        mkdirSync(join(source, ".hidden/target"));
+      },
+    });
+    expect(Object.keys(readTree(target))).toEqual(["other.txt"]);
+  });
+
+  it("keeps at most `concurrency` files unfinished and gives the event loop turns meanwhile", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 400; i++) files[`d${i % 4}/f${i}`] = `${i}`;
+    const source = writeTree(tempDir("src"), files);
+    let unfinished = 0;
+    let most = 0;
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    await walkTree(
+      source,
+      {
+        action: "read",
+        file: (_file, done) => {
+          unfinished++;
+          most = Math.max(most, unfinished);
+          setTimeout(() => {
+            unfinished--;
+            done();
+          }, 1);
+        },
+      },
+      { lookup, concurrency: 8 },
+    );
+    clearInterval(ticker);
+    expect(most).toBe(8);
+    expect(turns).toBeGreaterThan(10);
+  });
+
+  it("takes a visitor's throw as its failure, and a second `done` from a visitor as nothing", async () => {
+    const source = writeTree(tempDir("src"), { a: "a", b: "b", c: "c" });
+    const keep = openSync(join(source, "a"), "r");
+    let calls = 0;
+    await walkTree(
+      source,
+      {
+        action: "read",
+        file: (_file, done) => {
+          calls++;
+          done();
+          done(new Error("late"));
+        },
+      },
+      { lookup },
+    );
+    expect(calls).toBe(3);
+    // Closing a descriptor twice could close one opened since by someone else, such as this one.
+    expect(fstatSync(keep).isFile()).toBe(true);
+    closeSync(keep);
+    await expect(
+      walkTree(
+        source,
+        {
+          action: "read",
+          file: () => {
+            throw new Error("visitor threw");
+          },
+        },
+        { lookup },
+      ),
+    ).rejects.toThrow("visitor threw");
+    expect(openBelow(source)).toEqual([]);
+  });
+
   it("leaves no descriptor open, after a whole walk and after a failed one", async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 300; i++) files[`d${i % 7}/e${i % 3}/f${i}`] = `${i}`;
     const source = writeTree(tempDir("src"), files);
     symlinkSync("d0/e0/f0", join(source, "link"));
+    // A large file with holes is read through a second, direct descriptor: that one must go too.
+    execFileSync("truncate", ["-s", "8M", join(source, "holes")]);
     await copyTree(source, tempDir("copy"), { lookup });
     expect(openBelow(source)).toEqual([]);
 
