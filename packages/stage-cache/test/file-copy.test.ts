@@ -1,14 +1,6 @@
 // One file's copy from an open descriptor: never over an existing file or through a symlink, the bytes the
 // descriptor still has, large files a slice at a time with an abort honoured in between.
-import {
-  closeSync,
-  fstatSync,
-  openSync,
-  readFileSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, symlinkSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { contentHash } from "../src/content-hash.js";
