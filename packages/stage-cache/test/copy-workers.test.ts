@@ -113,6 +113,20 @@ describe("copies shared with worker threads", () => {
     expect(openBelow(source)).toEqual([]);
   });
 
+  it("fail with what onProgress throws when a worker's answer reports the file", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`f${i}`] = `${i}`;
+    const source = writeTree(tempDir("src"), files);
+    const copied = dist.copyTree(source, tempDir("copy"), {
+      startWorkersAfter: 1,
+      onProgress: ({ files: done }) => {
+        if (done === 250) throw new Error("progress failed");
+      },
+    });
+    await expect(copied).rejects.toThrow("progress failed");
+    expect(openBelow(source)).toEqual([]);
+  });
+
   it("keep concurrent copies of different trees apart", async () => {
     const a = writeTree(
       tempDir("a"),

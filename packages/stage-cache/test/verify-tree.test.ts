@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
@@ -73,6 +74,16 @@ describe("verifySlot", () => {
       "an extra dot-directory",
       (slot) => mkdirSync(join(slot, ".git")),
       { path: ".git", problem: "extra", expected: "nothing", found: "a directory" },
+    ],
+    [
+      "a file named like the sentinel below the slot's root",
+      (slot) => writeFileSync(join(slot, "b/.cas-stage-complete"), "x"),
+      { path: "b/.cas-stage-complete", problem: "extra", expected: "nothing", found: "a file" },
+    ],
+    [
+      "an extra FIFO",
+      (slot) => execFileSync("mkfifo", [join(slot, "b/fifo")]),
+      { path: "b/fifo", problem: "extra", expected: "nothing", found: "a special file" },
     ],
     [
       "an extra symlink",

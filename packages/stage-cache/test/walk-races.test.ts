@@ -231,6 +231,28 @@ describe.each(lookups)("an entry swapped between listing and opening (%s lookups
       ]);
   });
 
+  it("a followed symlink's target directory swapped for a symlink to a secret after resolution is not read", async () => {
+    const { source, secretDir, spare } = scene({ ".hidden/f": "public" });
+    symlinkSync(".hidden/f", join(source, "link"));
+    const warnings: string[] = [];
+    const target = tempDir("copy");
+    const copied = await copyTree(source, target, {
+      lookup,
+      onWarning: (message) => warnings.push(message),
+      onStep: (path, step) => {
+        if (path !== join(source, "link") || step !== "link-target") return;
+        renameSync(join(source, ".hidden"), join(spare, "hidden"));
+        symlinkSync(secretDir, join(source, ".hidden"));
+      },
+    }).catch((e: unknown) => e);
+    expect(holdsSecret(target)).toBe(false);
+    if (lookup === "path") expect(copied).toMatchObject({ code: "ESOURCECHANGED" });
+    else
+      expect(warnings).toEqual([
+        expect.stringMatching(/^skipped symlink link: its target .*\/dir\/f is outside/),
+      ]);
+  });
+
   it("a followed symlink's target replaced right after its open is the opened one, or refused by path lookups", async () => {
     const { source } = scene({ ".hidden/f": "opened" });
     symlinkSync(".hidden/f", join(source, "link"));
