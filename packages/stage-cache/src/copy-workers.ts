@@ -87,6 +87,11 @@ export class CopyWorkers {
     return CopyWorkers.#shared ?? undefined;
   }
 
+  /** Resolves once every thread has started (or failed to). Copies do not wait for it; tests do. */
+  async online(): Promise<void> {
+    await Promise.all(this.#threads.map((thread) => thread.started));
+  }
+
   /**
    * Hands the copy of `file` to `targetRoot`/`rel` to a worker and returns true, or returns false when no
    * worker should take it now (none running yet, all busy, or a large file): the caller copies it itself.
@@ -117,13 +122,19 @@ class WorkerThread {
   readonly #sent: Handed[][] = [];
   #batch = new BatchWriter();
   #flushScheduled = false;
+  /** Settles when the thread has started, or failed to. */
+  readonly started: Promise<void>;
 
   constructor() {
     // The worker needs none of the process's own flags (and some, such as --input-type, stop it).
     this.#worker = new Worker(WORKER_URL, { workerData: { done: this.#done }, execArgv: [] });
     this.#worker.unref();
-    this.#worker.once("online", () => {
-      this.#online = true;
+    this.started = new Promise<void>((resolve) => {
+      this.#worker.once("online", () => {
+        this.#online = true;
+        resolve();
+      });
+      this.#worker.once("error", () => resolve());
     });
     this.#worker.on("message", (answer: BatchAnswer) => this.#answer(answer));
     this.#worker.on("error", (error) => this.#fail(error));

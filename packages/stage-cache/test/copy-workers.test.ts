@@ -78,6 +78,8 @@ describe("copies shared with worker threads", () => {
     const source = variedTree();
     const pool = CopyWorkers.shared();
     expect(pool).toBeDefined();
+    // On a loaded machine a copy this small could end before a worker has even started.
+    await pool?.online();
     const givenBefore = pool?.given ?? 0;
     const shared = tempDir("shared");
     const recordShared = await dist.copyTree(source, shared, { startWorkersAfter: 1 });
