@@ -17,7 +17,7 @@ export interface CopyOptions extends WalkOptions {
   onProgress?: (progress: StageProgress) => void;
   /**
    * Not part of the package's API: after how many files the copy starts sharing the work with worker
-   * threads (see `CopyWorkers`). Default 64; 1 starts them at once, Infinity never (all on this thread).
+   * threads (see `CopyWorkers`). Default 16; 1 starts them at once, Infinity never (all on this thread).
    */
   startWorkersAfter?: number;
 }
@@ -58,7 +58,7 @@ export async function copyTree(
   let files = 0;
   let bytes = 0;
   // Workers start once the tree proves larger than a handful of files: starting one costs tens of ms.
-  const startWorkersAfter = options.startWorkersAfter ?? 64;
+  const startWorkersAfter = options.startWorkersAfter ?? 16;
   let workers: CopyWorkers | undefined;
   let seen = 0;
   await walkTree(
