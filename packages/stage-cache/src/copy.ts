@@ -22,12 +22,6 @@ export interface CopyOptions extends WalkOptions {
   startWorkersAfter?: number;
 }
 
-/** What a copy wrote: the number of regular files and the sum of their sizes. */
-export interface CopySummary {
-  files: number;
-  bytes: number;
-}
-
 /**
  * Copies what {@link walkTree} yields from `source` into `target` (an existing, empty directory): each
  * directory as it is found, then every file with its exact bytes, its holes, and its permission bits

@@ -8,6 +8,8 @@
  * | `ENOENT` | the source directory does not exist |
  * | `ENOTDIR` | the source is not a directory, or the cache root lies under a file |
  * | `EACCES`, `EPERM`, `EROFS`, … | a source file cannot be read, or the cache root cannot be written |
+ * | `ENOSPC`, `ENAMETOOLONG`, … | a directory or file of a copy cannot be created in the cache |
+ * | `ESOURCECHANGED` | a source directory or file was replaced while it was read (platforms without /proc) |
  * | `ECLOSED` | the cache was closed |
  *
  * `path` names the file or directory concerned and `cause` keeps the original error.
