@@ -17,7 +17,7 @@ export interface CopyOptions extends WalkOptions {
   onProgress?: (progress: StageProgress) => void;
   /**
    * Not part of the package's API: after how many files the copy starts sharing the work with worker
-   * threads (see `CopyWorkers`). Default 16; 1 starts them at once, Infinity never (all on this thread).
+   * threads (see `CopyWorkers`). Default 1000; 1 starts them at once, Infinity never (all on this thread).
    */
   startWorkersAfter?: number;
 }
@@ -51,14 +51,16 @@ export async function copyTree(
   const entries: ManifestEntry[] = [];
   let files = 0;
   let bytes = 0;
-  // Workers start once the tree proves larger than a handful of files: starting one costs tens of ms.
-  const startWorkersAfter = options.startWorkersAfter ?? 16;
+  // Workers start once the tree proves large: a worker costs tens of ms to start and runs slowly until its
+  // code is compiled, so on a small tree it only burns the other core.
+  const startWorkersAfter = options.startWorkersAfter ?? 1000;
   let workers: CopyWorkers | undefined;
   let seen = 0;
   await walkTree(
     source,
     {
       action: "copy",
+      idle: () => workers?.help() ?? false,
       dir: (rel) => {
         makeDirectory(childPath(targetRoot, rel));
         entries.push({ kind: "dir", rel });

@@ -59,6 +59,11 @@ export interface TreeVisitor {
   file: (file: TreeFile, done: (error?: unknown) => void) => void;
   /** What the visitor does with files, for messages: "copy" gives "cannot copy <path>: …". */
   action: string;
+  /**
+   * Called while the walk waits for unfinished files: the visitor may finish some of that work itself
+   * (a copy takes back jobs from its workers), and returns whether it did; the walk then looks again.
+   */
+  idle?: () => boolean;
 }
 
 /**
@@ -309,7 +314,10 @@ class Walk {
   }
 
   async #unfinishedAtMost(count: number): Promise<void> {
-    while (this.#inFlight > count) await new Promise<void>((resolve) => (this.#wake = resolve));
+    while (this.#inFlight > count) {
+      if (this.#visit.idle?.()) continue;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
     this.#wake = undefined;
   }
 }

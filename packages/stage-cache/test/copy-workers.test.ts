@@ -7,6 +7,7 @@ import {
   chownSync,
   closeSync,
   cpSync,
+  fstatSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -79,7 +80,7 @@ describe("copies shared with worker threads", () => {
     const pool = CopyWorkers.shared();
     expect(pool).toBeDefined();
     // On a loaded machine a copy this small could end before a worker has even started.
-    await pool?.online();
+    await pool?.ready();
     const givenBefore = pool?.given ?? 0;
     const shared = tempDir("shared");
     const recordShared = await dist.copyTree(source, shared, { startWorkersAfter: 1 });
@@ -105,13 +106,27 @@ describe("copies shared with worker threads", () => {
     const broken = tempDir("broken-dist");
     cpSync(new URL("../dist", import.meta.url), join(broken, "dist"), { recursive: true });
     writeFileSync(join(broken, "package.json"), '{ "type": "module" }');
-    writeFileSync(join(broken, "dist", "copy-worker.js"), 'throw new Error("broken worker");\n');
+    // It says it is ready, then dies on its first batch, holding jobs.
+    writeFileSync(
+      join(broken, "dist", "copy-worker.js"),
+      [
+        'import { parentPort } from "node:worker_threads";',
+        "parentPort.postMessage({ ready: true });",
+        'parentPort.on("message", () => { throw new Error("broken worker"); });',
+      ].join("\n"),
+    );
     const { copyTree } = (await import(pathToFileURL(join(broken, "dist", "copy.js")).href)) as typeof dist;
+    const brokenWorkers = (await import(pathToFileURL(join(broken, "dist", "copy-workers.js")).href)) as {
+      CopyWorkers: typeof CopyWorkers;
+    };
+    const pool = brokenWorkers.CopyWorkers.shared();
+    await pool?.ready();
     const source = variedTree();
     const target = tempDir("copy");
     const record = await copyTree(source, target, { startWorkersAfter: 1 });
     expect(readTree(target, { withModes: true })).toEqual(readTree(source, { withModes: true }));
     expect(record.files).toBe(Object.keys(readTree(source)).filter((rel) => !rel.endsWith("/")).length);
+    expect(pool?.given).toBeGreaterThan(0);
     expect(openBelow(source)).toEqual([]);
   });
 
@@ -127,6 +142,88 @@ describe("copies shared with worker threads", () => {
     });
     await expect(copied).rejects.toThrow("progress failed");
     expect(openBelow(source)).toEqual([]);
+  });
+
+  it("give back jobs a worker has not started, copied once each, by the main thread", async () => {
+    const pool = CopyWorkers.shared();
+    await pool?.ready();
+    const count = 40;
+    const files: Record<string, string> = {};
+    for (let i = 0; i < count; i++) files[`f${i}`] = `content ${i}\n`.repeat(i + 1);
+    const source = writeTree(tempDir("src"), files);
+    const target = Buffer.from(tempDir("copy"));
+    const answers = new Map<number, number>();
+    const opened: number[] = [];
+    const finished = new Promise<void>((resolve, reject) => {
+      for (let i = 0; i < count; i++) {
+        const fd = openSync(join(source, `f${i}`), "r");
+        opened.push(fd);
+        const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, `f${i}`)) };
+        const taken = pool?.offer(file, target, Buffer.from(`f${i}`), (error, content) => {
+          if (error !== undefined) return reject(error);
+          answers.set(i, (answers.get(i) ?? 0) + 1);
+          expect(content?.size).toBe(`content ${i}\n`.length * (i + 1));
+          if ([...answers.values()].reduce((a, b) => a + b, 0) === count) resolve();
+        });
+        expect(taken).toBe(true);
+      }
+    });
+    // The last jobs are still in the batch not yet sent: they are given back at once, newest first.
+    const before = pool?.takenBack ?? 0;
+    expect(pool?.help()).toBe(true);
+    expect(pool?.help()).toBe(true);
+    expect((pool?.takenBack ?? 0) - before).toBe(2);
+    await finished;
+    await new Promise((resolve) => setTimeout(resolve, 50)); // any second answer would arrive meanwhile
+    expect([...answers.values()]).toEqual(Array(count).fill(1));
+    for (const fd of opened) closeSync(fd);
+    expect(readTree(target.toString())).toEqual(readTree(source));
+  });
+
+  it("send each job to its own copy's target, also when two copies fill one batch", async () => {
+    const pool = CopyWorkers.shared();
+    await pool?.ready();
+    const source = writeTree(tempDir("src"), { a: "for a", b: "for b" });
+    const [toA, toB] = [tempDir("to-a"), tempDir("to-b")];
+    const fds = ["a", "b"].map((name) => openSync(join(source, name), "r"));
+    await Promise.all(
+      ["a", "b"].map(
+        (name, index) =>
+          new Promise<void>((resolve, reject) => {
+            const fd = fds[index] as number;
+            const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, name)) };
+            const root = Buffer.from(index === 0 ? toA : toB);
+            const taken = pool?.offer(file, root, Buffer.from(name), (error) =>
+              error === undefined ? resolve() : reject(error),
+            );
+            expect(taken).toBe(true);
+          }),
+      ),
+    );
+    for (const fd of fds) closeSync(fd);
+    expect(readTree(toA)).toEqual(readTree(writeTree(tempDir("expected"), { a: "for a" })));
+    expect(readTree(toB)).toEqual(readTree(writeTree(tempDir("expected"), { b: "for b" })));
+  });
+
+  it("work in a process started with flags a worker cannot take (node --input-type=module -e)", () => {
+    const entry = new URL("../dist/copy-workers.js", import.meta.url).href;
+    const script = `
+      const { CopyWorkers } = await import(${JSON.stringify(entry)});
+      const pool = CopyWorkers.shared();
+      const started = performance.now();
+      await pool.ready();
+      const fs = await import("node:fs");
+      const fd = fs.openSync(process.execPath, "r");
+      const target = fs.mkdtempSync("/tmp/flags-");
+      const file = { fd, stats: { size: 10, blocks: 8, mode: 0o644 }, path: Buffer.from("x") };
+      const answer = await new Promise((resolve) => {
+        if (!pool.offer(file, Buffer.from(target), Buffer.from("copied"), (error) => resolve(error?.message ?? "copied")))
+          resolve("not taken");
+      });
+      fs.rmSync(target, { recursive: true, force: true });
+      console.log(answer);`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(out.trim()).toBe("copied");
   });
 
   it("keep concurrent copies of different trees apart", async () => {
