@@ -14,6 +14,7 @@ import { asStageCacheError, cacheRootError, StageCacheError } from "./errors.js"
 import { type CacheEntry, Evictor, entrySize, listEntries, type SweepResult } from "./evict.js";
 import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import { ScratchCopies } from "./scratch.js";
+import { sentinelText } from "./sentinel.js";
 import { SingleFlight } from "./single-flight.js";
 import { sourceRoot, type WalkOptions } from "./walk.js";
 
@@ -419,12 +420,13 @@ export class StageCache {
           signal,
           tmpPrefix: "stage tmp",
           build: async (staging, context) => {
-            const summary = await copyTree(real, staging, {
+            const record = await copyTree(real, staging, {
               ...this.#walkOptions(context.signal),
               onProgress,
             });
-            // The sentinel (written last, by the store) records the size, so eviction never walks an entry.
-            return `${JSON.stringify({ version: 1, ...summary })}\n`;
+            // The sentinel (written last, by the store) records the size, so eviction never walks an entry,
+            // and the manifest of what was written, so a slot can be verified later.
+            return sentinelText(record);
           },
         }));
       } catch (error) {

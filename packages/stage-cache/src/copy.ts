@@ -1,6 +1,10 @@
-import { constants, copyFile, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { codeOf, messageOf, StageCacheError } from "./errors.js";
+import { mkdirSync } from "node:fs";
+import { CopyWorkers } from "./copy-workers.js";
+import { COPIED_MODE_BITS, copyFileContent } from "./file-copy.js";
+import { targetError } from "./fs-errors.js";
+import { type ManifestEntry, sortEntries, treeDigest } from "./manifest.js";
+import type { CopyRecord } from "./sentinel.js";
+import { childPath } from "./tree-reader.js";
 import { type WalkOptions, walkTree } from "./walk.js";
 
 /** Progress of one copy: what has been copied so far. Reported after each file. */
@@ -11,66 +15,86 @@ export interface StageProgress {
 
 export interface CopyOptions extends WalkOptions {
   onProgress?: (progress: StageProgress) => void;
+  /**
+   * Not part of the package's API: after how many files the copy starts sharing the work with worker
+   * threads (see `CopyWorkers`). Default 1000; 1 starts them at once, Infinity never (all on this thread).
+   */
+  startWorkersAfter?: number;
 }
-
-/** What a copy wrote: the number of regular files and the sum of their sizes. */
-export interface CopySummary {
-  files: number;
-  bytes: number;
-}
-
-/** Never overwrite (the target is fresh); clone where the filesystem can (btrfs, XFS, APFS), else copy. */
-const COPY_FLAGS = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE;
 
 /**
  * Copies what {@link walkTree} yields from `source` into `target` (an existing, empty directory): each
- * directory as it is found, then every file with its exact bytes and permission bits. `copyFile` uses
- * `copy_file_range` (or a reflink where the filesystem offers one) and never overwrites.
+ * directory as it is found, then every file with its exact bytes, its holes, and its permission bits
+ * without setuid, setgid and sticky (as `cp` without `-p`). Names are copied as bytes. Each file is read
+ * once, from the descriptor the walk opened, and the bytes read are hashed as they are written.
+ *
+ * Resolves to the {@link CopyRecord}: the manifest of what was written (every directory, every file's
+ * permission bits, size and content hash) and its digest, which is `fingerprintTree` of the source as the
+ * copy saw it.
  *
  * Directories are created with the default mode, so the copy stays writable even when a source directory
  * is not.
  *
- * Throws {@link StageCacheError} with the filesystem's code (for example `EACCES` for an unreadable file),
- * naming the file and what to do; `signal.reason` on abort. The caller owns `target` and removes it on
- * failure; when this rejects, no copy is still running.
+ * Throws {@link StageCacheError} with the filesystem's code: for a source file that cannot be read (for
+ * example `EACCES`), naming it and what to do; for a directory or file that cannot be created in `target`
+ * (`ENOSPC` when the filesystem is out of space or inodes, `ENAMETOOLONG`…), naming it and what to do;
+ * `ESOURCECHANGED` or `ENOENT` when the source changes under the walk; `signal.reason` on abort. The
+ * caller owns `target` and removes it on failure; when this rejects, no copy is still running.
  */
 export async function copyTree(
   source: string,
   target: string,
   options: CopyOptions = {},
-): Promise<CopySummary> {
-  const { onProgress } = options;
-  const summary: CopySummary = { files: 0, bytes: 0 };
+): Promise<CopyRecord> {
+  const { onProgress, signal } = options;
+  const targetRoot = Buffer.from(target);
+  const entries: ManifestEntry[] = [];
+  let files = 0;
+  let bytes = 0;
+  // Workers start once the tree proves large: a worker costs tens of ms to start and runs slowly until its
+  // code is compiled, so on a small tree it only burns the other core.
+  const startWorkersAfter = options.startWorkersAfter ?? 1000;
+  let workers: CopyWorkers | undefined;
+  let seen = 0;
   await walkTree(
     source,
     {
-      dir: (rel) => mkdirSync(join(target, rel)),
+      action: "copy",
+      idle: () => workers?.help() ?? false,
+      dir: (rel) => {
+        makeDirectory(childPath(targetRoot, rel));
+        entries.push({ kind: "dir", rel });
+      },
       file: (file, done) => {
-        copyFile(file.from, join(target, file.rel), COPY_FLAGS, (cause) => {
-          if (cause) return done(copyError(file.from, cause));
-          summary.files++;
-          summary.bytes += file.size;
+        const copied: Parameters<typeof copyFileContent>[3] = (error, content) => {
+          if (error !== undefined || content === undefined) return done(error);
+          const mode = file.stats.mode & COPIED_MODE_BITS;
+          entries.push({ kind: "file", rel: file.rel, mode, size: content.size, hash: content.hash });
+          files++;
+          bytes += content.size;
           try {
-            onProgress?.({ files: summary.files, bytes: summary.bytes });
-          } catch (error) {
-            return done(error);
+            onProgress?.({ files, bytes });
+          } catch (progressError) {
+            return done(progressError);
           }
           done();
-        });
+        };
+        seen++;
+        if (seen === startWorkersAfter) workers = CopyWorkers.shared();
+        if (workers?.offer(file, targetRoot, file.rel, copied)) return;
+        copyFileContent(file, childPath(targetRoot, file.rel), signal, copied);
       },
     },
     options,
   );
-  return summary;
+  sortEntries(entries);
+  return { files, bytes, entries, digest: treeDigest(entries) };
 }
 
-function copyError(path: string, cause: unknown): StageCacheError {
-  const code = codeOf(cause) ?? "EIO";
-  const hint =
-    code === "EACCES" || code === "EPERM"
-      ? "make the file readable, or move it into a dot-directory or node_modules (which are not copied)"
-      : code === "ENOENT"
-        ? "it disappeared while being copied: the source changed during the stage; retry once it is stable"
-        : "check the file and the cache directory, then retry";
-  return new StageCacheError(code, `cannot copy ${path}: ${messageOf(cause)}; ${hint}`, { path, cause });
+function makeDirectory(path: Buffer): void {
+  try {
+    mkdirSync(path);
+  } catch (cause) {
+    throw targetError(path, cause);
+  }
 }

@@ -14,7 +14,9 @@ export { codeOf, messageOf };
  * |---|---|
  * | `ENOENT` | the source directory does not exist, or a file vanished while being copied |
  * | `ENOTDIR` | the source is not a directory, or the cache root lies under a file |
- * | `EACCES`, `EPERM`, `EROFS`, `ENOSPC`, … | the filesystem's own code: a source file cannot be read, the cache root cannot be written, a shared entry cannot be read by this user, the disk is full |
+ * | `EACCES`, `EPERM`, `EROFS`, … | the filesystem's own code: a source file cannot be read, the cache root cannot be written, a shared entry cannot be read by this user |
+ * | `ENOSPC`, `ENAMETOOLONG`, … | a directory or file of a copy cannot be created in the cache |
+ * | `ESOURCECHANGED` | a source directory or file was replaced while it was read (platforms without /proc) |
  * | `ESOURCEINCACHE` | the source lies inside the cache root (it would copy the cache into itself) |
  * | `EAGAIN` | the entry was evicted again after every one of several builds (a cap far too small for the load) |
  * | `ECLOSED` | the cache was closed |

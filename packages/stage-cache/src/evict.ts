@@ -1,8 +1,9 @@
 import type { Dirent } from "node:fs";
-import { lstat, readdir, readFile, rmdir } from "node:fs/promises";
+import { lstat, readdir, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { codeOf, type EntryStore, evictLeastRecentlyUsed, messageOf } from "@cas-stage/cas";
 import { type Layout, parseSlotName, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+import { readSentinelHeader } from "./sentinel.js";
 
 /** What one eviction pass did (or, in a dry run, would do). */
 export interface SweepResult {
@@ -84,22 +85,20 @@ export async function listEntries(
 }
 
 /**
- * The bytes of file content of the entry at `slot`, as its sentinel records them (or measured, for a
- * sentinel of another writer without a size); undefined when there is no sentinel to read.
+ * The bytes of file content of the entry at `slot`, as its sentinel's header records them (or measured, for a
+ * sentinel of another writer without a size); undefined when there is no sentinel to read. Reads at most the
+ * sentinel's first few KiB, not its manifest.
  */
 export async function entrySize(slot: string): Promise<number | undefined> {
-  let text: string;
+  let header: Record<string, unknown> | null;
   try {
-    text = await readFile(join(slot, STAGE_COMPLETE_SENTINEL), "utf8");
+    header = await readSentinelHeader(join(slot, STAGE_COMPLETE_SENTINEL));
   } catch {
     return undefined;
   }
-  try {
-    const bytes = (JSON.parse(text) as { bytes?: unknown }).bytes;
-    if (typeof bytes === "number" && bytes >= 0) return bytes;
-  } catch {
-    // A sentinel from another writer, without a recorded size: measure the entry.
-  }
+  const bytes = header?.bytes;
+  if (typeof bytes === "number" && bytes >= 0) return bytes;
+  // A sentinel from another writer, without a recorded size: measure the entry.
   return (await measureTree(slot)).bytes;
 }
 

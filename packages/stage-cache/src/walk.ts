@@ -1,32 +1,76 @@
 import type { Dirent, Stats } from "node:fs";
-import { readdirSync, realpathSync, statSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
-import { join, sep } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
+import { sourceError } from "./fs-errors.js";
+import {
+  childPath,
+  displayPath,
+  type Lookup,
+  type TreeDir,
+  type TreeReader,
+  treeReader,
+} from "./tree-reader.js";
 
-/** A regular file that a stage holds, as the walk found it. */
-export interface TreeFile {
-  /** Path inside the tree, `/`-separated, never empty. */
-  rel: string;
-  /** Where its bytes are read: the file itself, or the resolved target of a symlink to a file. */
-  from: string;
-  /** Permission bits (`mode & 0o7777`). */
-  mode: number;
-  size: number;
+/** A regular file that a stage holds, opened by the walk. */
+export class TreeFile {
+  readonly #where: Buffer;
+  readonly #name: Buffer | undefined;
+
+  constructor(
+    /** Path inside the tree: bytes, `/`-separated, never empty. Not necessarily UTF-8. */
+    readonly rel: Buffer,
+    /**
+     * A read-only descriptor of exactly the file the rules accepted (for a symlink, of its target). Its
+     * content is read from here and nowhere else. The walk closes it once the visitor calls `done`.
+     */
+    readonly fd: number,
+    /** `fstat` of `fd`: permission bits, size, allocated blocks. */
+    readonly stats: Stats,
+    /** Its absolute path, or (with `name`) that of the directory holding it. */
+    where: Buffer,
+    name?: Buffer,
+  ) {
+    this.#where = where;
+    this.#name = name;
+  }
+
+  /** Where the file lies: its absolute path, or the resolved target of a symlink. Made when asked. */
+  get path(): Buffer {
+    return this.#name === undefined ? this.#where : childPath(this.#where, this.#name);
+  }
+
+  /** {@link path} for messages. */
+  get display(): string {
+    return displayPath(this.path);
+  }
 }
 
 /** What the walk reports, in discovery order (a directory always before anything inside it). */
 export interface TreeVisitor {
   /** A directory inside the tree (never the root itself). Synchronous, so it runs before its contents. */
-  dir?: (rel: string) => void;
+  dir?: (rel: Buffer, path: Buffer) => void;
   /**
    * A file. Starts work on it and calls `done` exactly once, with an error on failure; may call it before
    * returning. The walk keeps at most `concurrency` files unfinished. Node-style callbacks rather than
-   * promises: for ten thousand small copies the promise machinery costs about a third of the time.
+   * promises: for ten thousand small files the promise machinery costs more than the work.
    */
   file: (file: TreeFile, done: (error?: unknown) => void) => void;
+  /** What the visitor does with files, for messages: "copy" gives "cannot copy <path>: …". */
+  action: string;
+  /**
+   * Called while the walk waits for unfinished files: the visitor may finish some of that work itself
+   * (a copy takes back jobs from its workers), and returns whether it did; the walk then looks again.
+   */
+  idle?: () => boolean;
 }
+
+/**
+ * The moments a test can act in: before an entry is opened and right after; between a followed symlink's
+ * resolution and the opening of its target, and right after that.
+ */
+export type OpenStep = "entry" | "entry-opened" | "link-target" | "link-target-opened";
 
 export interface WalkOptions {
   /** Keep symlinks whose target resolves outside the source root instead of skipping them. */
@@ -34,13 +78,21 @@ export interface WalkOptions {
   /** Told about every symlink to a file skipped because its target is outside the root. */
   onWarning?: (message: string, path: string) => void;
   signal?: AbortSignal;
-  /** How many files may be unfinished at once. Default 4096. */
+  /** How many files may be unfinished at once. Default 512. */
   concurrency?: number;
+  /**
+   * Test hook, not part of the package's API: runs at each {@link OpenStep} with the entry's absolute path
+   * (the link's, for a symlink), so a test can swap the entry at exactly that moment.
+   */
+  onStep?: (path: string, step: OpenStep) => void;
+  /** Test hook, not part of the package's API: force a lookup strategy (default: the platform's best). */
+  lookup?: Lookup;
 }
 
-/** The walk lists synchronously (much cheaper per entry than a thread-pool round trip) but gives the event
- * loop a turn this often, so completions are handled and the process stays responsive. */
+/** The walk lists and opens synchronously (much cheaper per entry than a thread-pool round trip) but
+ * gives the event loop a turn this often, so completions are handled and the process stays responsive. */
 const SLICE_MS = 8;
+const NO_REL = Buffer.alloc(0);
 
 /**
  * Walks what a stage of `source` holds and reports it to `visit`. THE rules, in one place, shared by the
@@ -51,81 +103,233 @@ const SLICE_MS = 8;
  * - a symlink is kept (as the file it points to) only when it resolves to a regular file inside the
  *   source root; one resolving outside is skipped with a warning unless `followExternalSymlinks`;
  *   symlinks to directories and dangling or looping symlinks are skipped silently;
- * - sockets, FIFOs and devices are skipped (and never opened, so a FIFO cannot block the walk).
+ * - sockets, FIFOs and devices are skipped (and never opened on purpose; one swapped in after the listing
+ *   is opened non-blocking, seen for what it is, and skipped).
  *
- * Symlinked directories are never descended, so symlink loops cannot make the walk run forever.
+ * Names are bytes: a name that is not UTF-8 is walked like any other.
  *
- * Listing and stats are synchronous (a thread-pool round trip per entry costs more than the call) in
- * slices of a few milliseconds between which the event loop runs, so a visitor's asynchronous work (the
- * copies on libuv's thread pool) overlaps the walk and the process stays responsive. The first failure stops the walk; it is thrown once every file
- * started has finished, so nothing is still writing when the caller cleans up.
+ * The decision and the read are one object. The listing only says what an entry was; each is then opened
+ * without following symlinks and the rules apply to what the descriptor is (`fstat`): a file swapped for a
+ * symlink since the listing is treated as the symlink it now is, a directory swapped for a symlink is not
+ * descended. A followed symlink is resolved once, by opening it, and the opened file's own path is what is
+ * checked against the root. Visitors read only from the descriptor they are given. Lookups go through the
+ * open parent directory (see {@link Lookup}): on Linux no component above an entry is resolved again, so
+ * no swap anywhere in the tree can make the walk read outside the root; on other platforms, paths are
+ * checked after each lookup and a swap makes the walk fail with `ESOURCECHANGED` (see {@link Lookup} for
+ * the microseconds this leaves).
+ *
+ * Symlinked directories are never descended, so symlink loops cannot make the walk run forever. An entry
+ * listed but gone when opened fails the walk with `ENOENT`: the source changed during the walk.
+ *
+ * The first failure stops the walk; it is thrown once every file started has finished, so nothing is
+ * still reading or writing when the caller cleans up. Every descriptor the walk opened is closed by then.
  *
  * Resolves to the source's real path. Throws {@link StageCacheError} `ENOENT` when `source` does not exist,
- * `ENOTDIR` when it is not a directory, the filesystem's code when something inside cannot be listed;
- * whatever a visitor throws; `signal.reason` on abort.
+ * `ENOTDIR` when it is not a directory, `ESOURCECHANGED` as above, the filesystem's code when something
+ * inside cannot be listed or opened; whatever a visitor throws; `signal.reason` on abort.
  */
 export async function walkTree(
   source: string,
   visit: TreeVisitor,
   options: WalkOptions = {},
 ): Promise<string> {
-  const root = await sourceRoot(source);
-  const { signal, onWarning, followExternalSymlinks = false } = options;
-  const limit = options.concurrency ?? 4096;
-  const rootPrefix = root.endsWith(sep) ? root : root + sep;
-
-  let failure: { error: unknown } | undefined;
-  let inFlight = 0;
-  let wake: (() => void) | undefined;
-  const start = (file: TreeFile) => {
-    inFlight++;
-    visit.file(file, (error?: unknown) => {
-      if (error !== undefined) failure ??= { error };
-      inFlight--;
-      wake?.();
-    });
-  };
-  const waitUntil = async (atMost: number) => {
-    while (inFlight > atMost) await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
-  };
-
-  const pending: string[] = [""];
-  let sliceStart = performance.now();
+  const rootPath = await sourceRoot(source);
+  const reader = treeReader(options.lookup);
+  let root: TreeDir;
   try {
-    while (pending.length > 0 && failure === undefined) {
-      signal?.throwIfAborted();
-      const relDir = pending.pop() as string;
-      const absDir = relDir === "" ? root : join(root, relDir);
-      for (const entry of listDirectory(absDir)) {
-        if (performance.now() - sliceStart > SLICE_MS) {
-          await yieldToLoop();
-          sliceStart = performance.now();
-          if (failure !== undefined) break;
-        }
-        const rel = relDir === "" ? entry.name : `${relDir}/${entry.name}`;
-        const abs = join(absDir, entry.name);
-        if (entry.isDirectory()) {
-          if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
-          visit.dir?.(rel);
-          pending.push(rel);
-        } else if (entry.isFile()) {
-          const stats = statQuietly(abs);
-          // Gone since the listing: simply not part of this stage.
-          if (stats?.isFile()) start({ rel, from: abs, mode: stats.mode & 0o7777, size: stats.size });
-        } else if (entry.isSymbolicLink()) {
-          const file = resolveLink(rootPrefix, rel, abs, followExternalSymlinks, onWarning);
-          if (file) start(file);
-        }
-      }
-      if (inFlight >= limit) await waitUntil(limit >> 1);
-    }
-  } catch (error) {
-    failure ??= { error };
+    root = reader.openRoot(rootPath);
+  } catch (cause) {
+    throw sourceError("list", Buffer.from(rootPath), cause);
   }
-  await waitUntil(0);
-  if (failure !== undefined) throw failure.error;
-  return root;
+  try {
+    await new Walk(reader, root, visit, options).run();
+  } finally {
+    reader.close(root);
+  }
+  return rootPath;
+}
+
+/** One walk: the steps, each named after what it decides. */
+class Walk {
+  readonly #reader: TreeReader;
+  readonly #root: TreeDir;
+  readonly #rootPrefix: Buffer;
+  readonly #visit: TreeVisitor;
+  readonly #options: WalkOptions;
+  readonly #limit: number;
+  #failure: { error: unknown } | undefined;
+  #inFlight = 0;
+  #wake: (() => void) | undefined;
+  #sliceStart = performance.now();
+
+  constructor(reader: TreeReader, root: TreeDir, visit: TreeVisitor, options: WalkOptions) {
+    this.#reader = reader;
+    this.#root = root;
+    this.#rootPrefix = childPath(root.path, NO_REL);
+    this.#visit = visit;
+    this.#options = options;
+    this.#limit = options.concurrency ?? 512;
+  }
+
+  /** Walks the whole tree, waits for every file started, then throws the first failure if there was one. */
+  async run(): Promise<void> {
+    try {
+      await this.#directory(this.#root, NO_REL);
+    } catch (error) {
+      this.#failure ??= { error };
+    }
+    await this.#unfinishedAtMost(0);
+    if (this.#failure !== undefined) throw this.#failure.error;
+  }
+
+  /** Lists a directory and takes each entry in turn, keeping pace with the event loop and the files started. */
+  async #directory(dir: TreeDir, rel: Buffer): Promise<void> {
+    for (const entry of this.#list(dir)) {
+      // Awaited only when there is something to wait for: a promise per entry costs more than the entry.
+      const paced = this.#pace();
+      if (paced !== undefined) await paced;
+      if (this.#failure !== undefined) return;
+      const descended = this.#entry(dir, rel, entry);
+      if (descended !== undefined) await descended;
+    }
+  }
+
+  /**
+   * Applies the rules to one listed entry: skip it, or open it and go by what was opened. Returns a promise
+   * only when it descends into a directory.
+   */
+  #entry(dir: TreeDir, parentRel: Buffer, entry: Dirent<Buffer>): Promise<void> | undefined {
+    const rel = parentRel.length === 0 ? entry.name : childPath(parentRel, entry.name);
+    if (entry.isSymbolicLink()) {
+      this.#symlink(dir, entry.name, rel);
+      return undefined;
+    }
+    if (entry.isDirectory() ? isSkippedDirectory(entry.name) : !entry.isFile()) return undefined;
+    const opened = this.#open(dir, entry.name);
+    switch (opened.kind) {
+      case "file":
+        this.#file(new TreeFile(rel, opened.fd, opened.stats, dir.path, entry.name));
+        return undefined;
+      case "dir":
+        return this.#subdirectory(opened.dir, entry.name, rel);
+      case "symlink":
+        // It was something else when listed: the rules apply to what it is now.
+        this.#symlink(dir, entry.name, rel);
+        return undefined;
+      default:
+        // A socket, FIFO or device swapped in since the listing: not part of a stage.
+        return undefined;
+    }
+  }
+
+  /** Descends an opened directory unless its name is skipped; releases it either way. */
+  async #subdirectory(child: TreeDir, name: Buffer, rel: Buffer): Promise<void> {
+    try {
+      if (isSkippedDirectory(name)) return;
+      this.#visit.dir?.(rel, child.path);
+      await this.#directory(child, rel);
+    } finally {
+      this.#reader.close(child);
+    }
+  }
+
+  /** Follows a symlink to a regular file inside the root (or anywhere, when asked); skips anything else. */
+  #symlink(dir: TreeDir, name: Buffer, rel: Buffer): void {
+    const linkPath = childPath(dir.path, name);
+    const onStep = this.#options.onStep;
+    const target = this.#reader.openLinkTarget(
+      dir,
+      name,
+      onStep && {
+        resolved: () => onStep(displayPath(linkPath), "link-target"),
+        opened: () => onStep(displayPath(linkPath), "link-target-opened"),
+      },
+    );
+    if (target === undefined) return;
+    if (!this.#options.followExternalSymlinks && !isInside(target.path, this.#rootPrefix)) {
+      closeSync(target.fd);
+      const shown = displayPath(rel);
+      this.#options.onWarning?.(
+        `skipped symlink ${shown}: its target ${displayPath(target.path)} is outside the source root`,
+        displayPath(linkPath),
+      );
+      return;
+    }
+    this.#file(new TreeFile(rel, target.fd, target.stats, target.path));
+  }
+
+  /** Hands an opened file to the visitor; its descriptor is closed when the visitor is done with it. */
+  #file(file: TreeFile): void {
+    this.#inFlight++;
+    let finished = false;
+    const done = (error?: unknown) => {
+      if (finished) return;
+      finished = true;
+      closeSync(file.fd);
+      if (error !== undefined) this.#failure ??= { error };
+      this.#inFlight--;
+      this.#wake?.();
+    };
+    try {
+      this.#visit.file(file, done);
+    } catch (error) {
+      done(error);
+    }
+  }
+
+  #list(dir: TreeDir): Dirent<Buffer>[] {
+    try {
+      return this.#reader.list(dir);
+    } catch (cause) {
+      throw sourceError("list", dir.path, cause);
+    }
+  }
+
+  #open(dir: TreeDir, name: Buffer) {
+    const onStep = this.#options.onStep;
+    try {
+      if (onStep === undefined) return this.#reader.open(dir, name);
+      const shown = displayPath(childPath(dir.path, name));
+      onStep(shown, "entry");
+      return this.#reader.open(dir, name, () => onStep(shown, "entry-opened"));
+    } catch (cause) {
+      throw sourceError(this.#visit.action, childPath(dir.path, name), cause);
+    }
+  }
+
+  /**
+   * Gives the event loop a turn once a slice is used up, bounds the files in flight, honours the signal.
+   * Returns a promise only when there is something to wait for.
+   */
+  #pace(): Promise<void> | undefined {
+    this.#options.signal?.throwIfAborted();
+    if (this.#inFlight < this.#limit && performance.now() - this.#sliceStart <= SLICE_MS) return undefined;
+    return this.#breathe();
+  }
+
+  async #breathe(): Promise<void> {
+    if (this.#inFlight >= this.#limit) await this.#unfinishedAtMost(this.#limit >> 1);
+    await yieldToLoop();
+    this.#sliceStart = performance.now();
+  }
+
+  async #unfinishedAtMost(count: number): Promise<void> {
+    while (this.#inFlight > count) {
+      if (this.#visit.idle?.()) continue;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    this.#wake = undefined;
+  }
+}
+
+/** Dot-directories and `node_modules` are never part of a stage. */
+function isSkippedDirectory(name: Buffer): boolean {
+  return name[0] === 0x2e || name.equals(NODE_MODULES);
+}
+const NODE_MODULES = Buffer.from("node_modules");
+
+function isInside(path: Buffer, rootPrefix: Buffer): boolean {
+  return path.length > rootPrefix.length && path.subarray(0, rootPrefix.length).equals(rootPrefix);
 }
 
 /** The real path of `source`, checked to be an existing directory. */
@@ -145,51 +349,4 @@ export async function sourceRoot(source: string): Promise<string> {
     throw new StageCacheError("ENOTDIR", `source is not a directory: ${source}`, { path: source });
   }
   return realpath(source);
-}
-
-function listDirectory(absDir: string): Dirent[] {
-  try {
-    return readdirSync(absDir, { withFileTypes: true });
-  } catch (cause) {
-    throw new StageCacheError(codeOf(cause) ?? "EIO", `cannot list ${absDir}: ${messageOf(cause)}`, {
-      path: absDir,
-      cause,
-    });
-  }
-}
-
-function statQuietly(path: string): Stats | undefined {
-  try {
-    return statSync(path);
-  } catch (cause) {
-    if (codeOf(cause) === "ENOENT") return undefined;
-    throw new StageCacheError(codeOf(cause) ?? "EIO", `cannot stat ${path}: ${messageOf(cause)}`, {
-      path,
-      cause,
-    });
-  }
-}
-
-function resolveLink(
-  rootPrefix: string,
-  rel: string,
-  abs: string,
-  followExternal: boolean,
-  onWarning: WalkOptions["onWarning"],
-): TreeFile | undefined {
-  let target: string;
-  let stats: Stats;
-  try {
-    target = realpathSync(abs);
-    stats = statSync(target);
-  } catch {
-    // Dangling (ENOENT), looping (ELOOP) or otherwise unresolvable: skipped like a dangling link.
-    return undefined;
-  }
-  if (!stats.isFile()) return undefined;
-  if (!target.startsWith(rootPrefix) && !followExternal) {
-    onWarning?.(`skipped symlink ${rel}: its target ${target} is outside the source root`, abs);
-    return undefined;
-  }
-  return { rel, from: target, mode: stats.mode & 0o7777, size: stats.size };
 }

@@ -485,10 +485,8 @@ class Sequence {
   expectComplete(fp: string): void {
     const slot = this.slot(fp);
     const spec = SOURCES[this.#source(fp)] as Spec;
-    expect(JSON.parse(readFileSync(join(slot, STAGE_COMPLETE_SENTINEL), "utf8"))).toEqual({
-      version: 1,
-      ...summaryOf(spec),
-    });
+    const [header] = readFileSync(join(slot, STAGE_COMPLETE_SENTINEL), "utf8").split("\n");
+    expect(JSON.parse(header as string)).toMatchObject({ version: 2, ...summaryOf(spec) });
     expect(readTree(slot, { withModes: true, skipSentinel: true })).toEqual(this.#trees[this.#source(fp)]);
   }
 

@@ -1,8 +1,22 @@
-import { chmodSync, cpSync, mkdirSync, renameSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { fingerprintTree, StageCache } from "../src/index.js";
-import { sampleTree, tempDir, writeTree } from "./fixtures.js";
+import { residentBytes, sampleTree, tempDir, writeTree } from "./fixtures.js";
+import { referenceTreeDigest } from "./reference-formats.js";
 
 describe("fingerprintTree", () => {
   it("gives identical trees in different places the same lowercase sha256 hex digest", async () => {
@@ -61,6 +75,50 @@ describe("fingerprintTree", () => {
     expect(await fingerprintTree(a)).toBe(await fingerprintTree(b));
     writeFileSync(join(b, "big"), Buffer.alloc(3 * 1024 * 1024 + 17, 8));
     expect(await fingerprintTree(a)).not.toBe(await fingerprintTree(b));
+  });
+
+  it("follows the documented cas-stage-tree-v2 format: byte order of paths, names as bytes, zero chunks", async () => {
+    const source = tempDir("src");
+    const put = (rel: Buffer, content: Buffer, mode = 0o644) => {
+      writeFileSync(Buffer.concat([Buffer.from(`${source}/`), rel]), content, { mode });
+      chmodSync(Buffer.concat([Buffer.from(`${source}/`), rel]), mode);
+    };
+    const zerosThenData = Buffer.concat([Buffer.alloc(65536), Buffer.from("tail")]);
+    const files: [Buffer, Buffer, number][] = [
+      [Buffer.from("a"), Buffer.from("a"), 0o644],
+      [Buffer.from("a-b"), zerosThenData, 0o755],
+      // In UTF-16 order "😀" (a surrogate pair, 0xD83D…) sorts before "\uFFFD"; in byte order after.
+      [Buffer.from("\uFFFD"), Buffer.from("replacement"), 0o600],
+      [Buffer.from("😀"), Buffer.from("emoji"), 0o644],
+      [Buffer.from([0x66, 0xff]), Buffer.from("latin-1"), 0o744],
+      [Buffer.from("dir/inner"), Buffer.alloc(3), 0o644],
+    ];
+    mkdirSync(join(source, "dir"));
+    mkdirSync(join(source, "empty"));
+    for (const [rel, content, mode] of files) put(rel, content, mode);
+    const expected = referenceTreeDigest([
+      { rel: Buffer.from("dir"), dir: true },
+      { rel: Buffer.from("empty"), dir: true },
+      ...files.map(([rel, content, mode]) => ({ rel, content, executable: (mode & 0o100) !== 0 })),
+    ]);
+    expect(await fingerprintTree(source)).toBe(expected);
+  });
+
+  it("hashes a sparse file like the same bytes written out, without reading its holes as data", async () => {
+    const sparse = tempDir("sparse");
+    execFileSync("truncate", ["-s", "64M", join(sparse, "big")]);
+    const island = Buffer.from("island");
+    const fd = openSync(join(sparse, "big"), "r+");
+    writeSync(fd, island, 0, island.length, 40 * 1024 * 1024 + 3);
+    closeSync(fd);
+    const content = Buffer.alloc(64 * 1024 * 1024);
+    island.copy(content, 40 * 1024 * 1024 + 3);
+    expect(statSync(join(sparse, "big")).blocks * 512).toBeLessThan(1024 * 1024);
+    expect(await fingerprintTree(sparse)).toBe(
+      referenceTreeDigest([{ rel: Buffer.from("big"), content, executable: false }]),
+    );
+    // Its holes were not read through the page cache (which would hold 64 MiB of zeros now).
+    expect(residentBytes(join(sparse, "big"))).toBeLessThan(1024 * 1024);
   });
 
   it("rejects a missing source with ENOENT", async () => {

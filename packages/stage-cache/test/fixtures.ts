@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -41,12 +42,15 @@ export function writeTree(
   return root;
 }
 
-/** Every regular file under `root` (following nothing), as `rel` → sha256 of content; dirs as `rel/` → "dir". */
+/**
+ * Every regular file under `root` (following nothing), as `rel` → sha256 of content; dirs as `rel/` → "dir".
+ * Names are read as bytes (so names that are not UTF-8 are read too) and shown decoded, lossily.
+ */
 export function readTree(root: string, options: { withModes?: boolean; skipSentinel?: boolean } = {}) {
   const out: Record<string, string> = {};
-  const walk = (rel: string) => {
-    for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
-      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+  const walk = (dir: Buffer, rel: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true, encoding: "buffer" })) {
+      const childRel = rel ? `${rel}/${entry.name.toString()}` : entry.name.toString();
       // The sentinel, or the claim an evictor renames it to.
       if (
         options.skipSentinel &&
@@ -54,10 +58,10 @@ export function readTree(root: string, options: { withModes?: boolean; skipSenti
       ) {
         continue;
       }
-      const path = join(root, childRel);
+      const path = Buffer.concat([dir, Buffer.from("/"), entry.name]);
       if (entry.isDirectory()) {
         out[`${childRel}/`] = "dir";
-        walk(childRel);
+        walk(path, childRel);
       } else if (entry.isFile()) {
         const digest = createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 16);
         out[childRel] = options.withModes ? `${digest} ${(statSync(path).mode & 0o777).toString(8)}` : digest;
@@ -66,7 +70,7 @@ export function readTree(root: string, options: { withModes?: boolean; skipSenti
       }
     }
   };
-  walk("");
+  walk(Buffer.from(root), "");
   return out;
 }
 
@@ -143,4 +147,12 @@ export async function until(condition: () => boolean, what: string, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
+}
+
+/** How many bytes of a file the page cache holds (util-linux `fincore`). */
+export function residentBytes(path: string): number {
+  const out = execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", path], {
+    encoding: "utf8",
+  });
+  return Number(out.trim());
 }
