@@ -36,7 +36,7 @@ const PEER_STALE_MS = 30 * DAY_MS;
 /** Trash whose name says it is younger than this is kept by open() and by every pass (evict.ts). */
 const TRASH_GRACE_MS = 60_000;
 
-const SEQUENCES = envInt("CAS_SEQUENCES", 30);
+const SEQUENCES = Math.max(1, envInt("CAS_SEQUENCES", 30)); // 0 would run nothing and pass
 const STEPS = envInt("CAS_STEPS", 40);
 const BASE_SEED = envInt("CAS_SEED", 20_251_125);
 
