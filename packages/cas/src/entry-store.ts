@@ -201,6 +201,9 @@ export class EntryStore {
           ...(options.durable ? { durable: true } : {}),
           build: async (staging, ctx) => {
             const content = await options.build(staging, ctx);
+            // Aborted during the caller's build: stop here, so that stage's cleanup is done by the time it
+            // rejects, instead of writing a sentinel and a fan-out directory nobody will use.
+            ctx.signal?.throwIfAborted();
             const sentinel = join(staging, this.sentinel);
             await mkdir(dirname(sentinel), { recursive: true });
             await writeFile(sentinel, content, { flag: "wx" });
