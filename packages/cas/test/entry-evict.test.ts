@@ -1,7 +1,7 @@
 // EntryStore.evict, step by step (see its doc comment: 1 re-stat, 2 claim, 3 claim check, 4 move to the
 // trash, 5 late check, 6 delete), with each race window held open through the store's test hooks, on real
 // files. Windows between two syscalls that no hook reaches are in entry-windows.test.ts (strace).
-import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chattr, kernelTest, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
@@ -309,6 +309,20 @@ describe("EntryStore.evict step 5: the late check", () => {
     expect(await evictor.evict(slot, listed)).toBe(false);
     await expectCompleteAndWhole(cache, slot);
     expect(await lastUsed(slot)).toBeGreaterThan(listed);
+  });
+
+  it("restores the entry into its fan-out dir even when a pass removed that emptied dir meanwhile", async () => {
+    const { cache, slot, listed, evictor } = await cacheWithOldEntry({
+      afterTrash: async (s, trash) => {
+        const now = new Date();
+        const handle = await open(join(trash, CLAIM), "r");
+        await handle.utimes(now, now);
+        await handle.close();
+        await rmdir(join(s, ".."));
+      },
+    });
+    expect(await evictor.evict(slot, listed)).toBe(false);
+    await expectCompleteAndWhole(cache, slot);
   });
 
   it("restores the entry when a repair gave the claim back before the move", async () => {
