@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { forChild } from "@cas-stage/test-support/mutation";
 import { CLAIM, SENTINEL } from "./entries.js";
 
 export const ENTRY_WORKER = join(import.meta.dirname, "workers", "entry-worker.mjs");
@@ -24,6 +25,8 @@ export interface EntryEvent {
 
 export interface WorkerConfig {
   root: string;
+  /** The worker's umask, set before it does anything. */
+  umask?: number;
   claimGraceMs?: number;
   pauseAt?: string[];
   ready?: boolean;
@@ -75,7 +78,8 @@ export function startEntryWorker(config: WorkerConfig, strace?: StraceOptions): 
         ...node,
       ]
     : node;
-  const child = spawn(command as string, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const bridge = forChild();
+  const child = spawn(command as string, args, { stdio: ["pipe", "pipe", "inherit"], env: bridge.env });
   const events: EntryEvent[] = [];
   const listeners = new Set<() => void>();
   let ended = false;
@@ -87,6 +91,7 @@ export function startEntryWorker(config: WorkerConfig, strace?: StraceOptions): 
   const exited = new Promise<NodeJS.Signals | null>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (_code, signal) => {
+      bridge.collect();
       ended = true;
       for (const listener of listeners) listener();
       resolve(signal);

@@ -1,6 +1,6 @@
 // A child process for the EntryStore process tests (entry-windows, entry-race, entry-crash). Usage:
 //   node entry-worker.mjs '<json config>'
-// Config: { root, sentinel, claim, claimGraceMs?, pauseAt?: [hook names], ready?: true,
+// Config: { root, sentinel, claim, umask?, claimGraceMs?, pauseAt?: [hook names], ready?: true,
 //           calls?: [{ op, name, ... }], role?: { kind, names, iterations, seed } }
 // Prints one JSON line per event:
 //   {"event":"ready"}                       loaded; with `ready`, then waits for a line "go" on stdin
@@ -11,6 +11,7 @@
 //   {"event":"error","op","name","code","message"}
 //   {"event":"warning","message","path"}
 // Entry trees are the ones test/entries.ts writes and checks: d/f0..f5, each file naming its entry.
+import "./stryker-child.mjs";
 import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -19,6 +20,7 @@ import { EntryStore, evictLeastRecentlyUsed } from "../../dist/index.js";
 const FILES = 6;
 const config = JSON.parse(process.argv[2]);
 const { root, sentinel, claim } = config;
+if (config.umask !== undefined) process.umask(config.umask);
 
 const emit = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
 const lines = createInterface({ input: process.stdin });
