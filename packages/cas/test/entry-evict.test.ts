@@ -167,9 +167,10 @@ describe("EntryStore.evict step 2: the claim", () => {
 });
 
 describe("EntryStore.evict step 3: the claim check", () => {
-  it("keeps an entry a hit touched between the re-stat and the claim: the hit stands, the claim is given back", async () => {
+  it("keeps an entry a hit touched between the re-stat and the claim in place: the claim is given back at once", async () => {
     const cache = await makeCache();
     let hit: boolean | undefined;
+    const moves = gate();
     const evictor = (
       await makeCache({
         root: cache.root,
@@ -177,6 +178,7 @@ describe("EntryStore.evict step 3: the claim check", () => {
           beforeClaim: async (s) => {
             hit = await cache.store.touch(s);
           },
+          beforeTrash: moves.hook,
         },
       })
     ).store;
@@ -185,6 +187,9 @@ describe("EntryStore.evict step 3: the claim check", () => {
     const listed = await setLastUsed(slot, LONG_AGO);
     expect(await evictor.evict(slot, listed)).toBe(false);
     expect(hit).toBe(true);
+    // The hit returned this path: the entry must not even leave it for a moment (the late check would
+    // bring it back, but a reader could find it gone meanwhile).
+    expect(moves.times).toBe(0);
     expect(await lastUsed(slot)).toBeGreaterThan(listed);
     await expectCompleteAndWhole(cache, slot);
   });
@@ -261,6 +266,21 @@ describe("EntryStore.evict step 4: the move to the trash", () => {
     await cache.store.prepare();
     await expectCompleteAndWhole(cache, slot);
     expect(await lastUsed(slot)).toBe(listed);
+  });
+
+  it("reports a broken trash even when the slot vanished too, instead of taking it for a quiet loss", async () => {
+    const { cache, slot, listed, evictor } = await cacheWithOldEntry({
+      beforeTrash: async (s) => {
+        await rename(s, join(cache.root, "moved-away"));
+        await rm(cache.store.trashDir, { recursive: true });
+        await writeFile(cache.store.trashDir, "not a directory");
+      },
+    });
+    await expect(evictor.evict(slot, listed)).rejects.toMatchObject({
+      name: "CasError",
+      code: "ENOTDIR",
+      path: slot,
+    });
   });
 
   it("gives the claim back and throws CasError ENOTDIR when the trash is not a directory", async () => {

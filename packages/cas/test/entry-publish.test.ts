@@ -1,6 +1,6 @@
 // EntryStore.publish: hit, build or adopt, whatever occupies the slot, on real files. Windows between two
 // syscalls that no hook reaches (a fan-out removed just before the rename) are in entry-windows.test.ts.
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { kernelTest, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
@@ -140,6 +140,14 @@ describe("EntryStore.publish builds a missing entry", () => {
     expect(error.code).toBe("ENOENT");
     expect(error.message).toMatch(/^cannot make a temp dir: ENOENT/);
     expect(build.calls).toBe(0);
+  });
+
+  it("fails with ENOENT after a bounded number of attempts when the slot's parent is a dangling symlink", async () => {
+    const cache = await makeCache();
+    await symlink(join(cache.root, "nowhere"), join(cache.root, "ab"));
+    const error = await publishEntry(cache, "abc").catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "ENOENT", syscall: "mkdir" });
+    await expectNoDebris(cache);
   });
 
   it("publishes the same tree with durable: true", async () => {

@@ -1,6 +1,6 @@
 // EntryStore's view of a slot (inspect) and its repairs (makeWay, repairClaim), on real files: what each
 // state of a slot becomes, and that nothing whole is ever lost on the way.
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chattr, kernelTest } from "@cas-stage/test-support/kernel";
@@ -144,6 +144,14 @@ describe("EntryStore.repairClaim", () => {
     ]);
   });
 
+  it("with claimGraceMs 0 gives back every claim, even one made within the same millisecond", async () => {
+    const { cache, slot } = await cacheWithClaimedEntry(0);
+    for (let i = 0; i < 100; i++) {
+      expect(await cache.store.repairClaim(slot), `claim ${i}`).toBe(true);
+      await rename(join(slot, SENTINEL), join(slot, CLAIM));
+    }
+  });
+
   it("leaves a young claim to its evictor", async () => {
     const { cache, slot } = await cacheWithClaimedEntry(60_000);
     expect(await cache.store.repairClaim(slot)).toBe(false);
@@ -167,7 +175,10 @@ describe("EntryStore.makeWay", () => {
   it("leaves a complete entry and an absent slot as they are", async () => {
     const cache = await makeCache();
     await publishEntry(cache, "abc");
+    // A rename of the slot (even out and straight back) would change its ctime.
+    const before = await lstat(cache.slot("abc"));
     await cache.store.makeWay(cache.slot("abc"));
+    expect((await lstat(cache.slot("abc"))).ctimeMs).toBe(before.ctimeMs);
     expect(await treeProblem(cache.slot("abc"), "abc")).toBe("whole");
     expect(await markers(cache.slot("abc"))).toEqual([SENTINEL]);
     await cache.store.makeWay(cache.slot("none"));
@@ -185,6 +196,29 @@ describe("EntryStore.makeWay", () => {
     expect(cache.warnings).toEqual([
       { message: "removed an incomplete entry left by another writer", path: slot },
     ]);
+  });
+
+  it("lets two repairs of the same debris run at once: both return, the debris goes once", async () => {
+    for (let round = 0; round < 20; round++) {
+      const cache = await makeCache();
+      const other = await makeCache({ root: cache.root });
+      const empty = cache.slot("abc");
+      const full = cache.slot("abd");
+      await mkdir(empty, { recursive: true });
+      await mkdir(join(full, "d"), { recursive: true });
+      await writeFile(join(full, "d", "f0"), "half");
+      await Promise.all([
+        cache.store.makeWay(empty),
+        other.store.makeWay(empty),
+        cache.store.makeWay(full),
+        other.store.makeWay(full),
+      ]);
+      for (const slot of [empty, full]) expect((await cache.store.inspect(slot)).state).toBe("absent");
+      expect([...cache.warnings, ...other.warnings]).toEqual([
+        { message: "removed an incomplete entry left by another writer", path: full },
+      ]);
+      expect(await namesIn(cache.store.trashDir)).toEqual([]);
+    }
   });
 
   it("removes an empty directory without a warning", async () => {

@@ -129,6 +129,8 @@ describe("removeAbandonedTrash", () => {
     expect(paths).toEqual([other]);
     expect(warnings).toEqual([[expect.stringMatching(/^cannot remove trash: /), `${stuck}.deleting`]]);
     expect(await namesIn(trashDir)).toEqual([`${stuck.slice(trashDir.length + 1)}.deleting`]);
+    // Without onWarning the same failure is silent, and still not thrown.
+    await expect(removeAbandonedTrash(trashDir, { graceMs: 0 })).resolves.toEqual({ paths: [] });
 
     // An immutable trash dir: nothing can be renamed out of the way.
     const frozen = await tempDir();
