@@ -110,6 +110,29 @@ describe("EntryStore.evict between the claim and the claim check", () => {
   );
 });
 
+describe("EntryStore.publish: the slot appears whole", () => {
+  kernelTest("strace", "has its sentinel at the very instant the rename publishes it", async () => {
+    const cache = await makeCache();
+    const slot = cache.slot("abc");
+    const output = await traced();
+    const worker = startEntryWorker(
+      { root: cache.root, calls: [{ op: "publish", name: "abc" }] },
+      { trace: RENAME, inject: [`${RENAME}:delay_exit=${DELAY}`], output },
+    );
+    // Held just after the rename that made the slot appear: nothing else of publish has run yet.
+    await waitForTrace(
+      output,
+      new RegExp(`${quoted(cache.store.stagingDir)}/abc\\.tmp\\.[A-Za-z0-9]{6}", ${quoted(slot)}"\\) = 0`),
+    );
+    expect(await markers(slot)).toEqual([SENTINEL]);
+    expect(await treeProblem(slot, "abc")).toBe("whole");
+    await worker.exited;
+    expect(worker.events.filter((e) => e.event === "done")).toMatchObject([
+      { outcome: "built", check: "whole" },
+    ]);
+  });
+});
+
 describe("EntryStore.publish when an evictor removes the slot's parent", () => {
   kernelTest(
     "strace",

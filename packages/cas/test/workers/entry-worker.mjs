@@ -91,6 +91,18 @@ async function check(slot, name) {
   return `violation: files missing from ${slot}, still in place`;
 }
 
+/**
+ * inspect() looks for the sentinel, then the claim: a give-back between the two makes a whole entry look
+ * incomplete for a moment. One listing of the slot (a single getdents for so small a directory, which no
+ * rename inside it can split) tells: a slot that exists without either marker is a violation.
+ */
+async function markersCheck(slot) {
+  const names = await readdir(slot).catch(() => undefined);
+  if (!names) return "moved";
+  if (names.includes(sentinel) || names.includes(claim)) return "whole";
+  return `violation: ${slot} holds ${names.join(",")} without its sentinel`;
+}
+
 async function treeProblem(slot, name) {
   try {
     const names = await readdir(join(slot, "d"));
@@ -141,6 +153,7 @@ async function call(op, name, options = {}) {
         return { removed: (await store.removeAbandonedTrash(options.graceMs ?? 0)).paths.length };
       case "scan": {
         const found = await store.inspect(slot);
+        if (found.state === "incomplete") return { state: found.state, check: await markersCheck(slot) };
         if (found.state !== "complete" && found.state !== "claimed") return { state: found.state };
         return { state: found.state, check: await check(slot, name) };
       }
