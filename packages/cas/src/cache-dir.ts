@@ -1,5 +1,5 @@
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { posix, win32 } from "node:path";
 
 /**
  * The directory under which the cas-stage caches live by default, the same for every package and CLI:
@@ -9,7 +9,8 @@ import { join } from "node:path";
  *   or `~/.cache` on Linux and other Unixes, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` (or
  *   `~/AppData/Local`) on Windows.
  *
- * Pure: reads only the given environment and home directory, creates nothing.
+ * Pure: reads only the given environment and home directory, creates nothing. The separators are the given
+ * platform's, whatever the host's.
  */
 export function defaultCacheDir(
   env: NodeJS.ProcessEnv = process.env,
@@ -18,13 +19,17 @@ export function defaultCacheDir(
 ): string {
   const override = env.CAS_STAGE_CACHE_DIR;
   if (override) return override;
-  return join(userCacheDir(env, platform, home), "cas-stage");
+  return joinFor(platform, userCacheDir(env, platform, home), "cas-stage");
 }
 
 function userCacheDir(env: NodeJS.ProcessEnv, platform: NodeJS.Platform, home: string): string {
-  if (platform === "win32") return env.LOCALAPPDATA || join(home, "AppData", "Local");
-  if (platform === "darwin") return join(home, "Library", "Caches");
+  if (platform === "win32") return env.LOCALAPPDATA || win32.join(home, "AppData", "Local");
+  if (platform === "darwin") return posix.join(home, "Library", "Caches");
   const xdg = env.XDG_CACHE_HOME;
   // The XDG spec says relative values are invalid and must be ignored.
-  return xdg?.startsWith("/") ? xdg : join(home, ".cache");
+  return xdg?.startsWith("/") ? xdg : posix.join(home, ".cache");
+}
+
+function joinFor(platform: NodeJS.Platform, ...parts: string[]): string {
+  return platform === "win32" ? win32.join(...parts) : posix.join(...parts);
 }

@@ -159,7 +159,10 @@ export class EntryStore {
     if (sentinel?.isFile()) return { state: "complete", lastUsedMs: sentinel.mtimeMs };
     const claim = await lstat(join(slot, this.claim)).catch(() => undefined);
     if (claim?.isFile()) {
-      return { state: "claimed", ageMs: Date.now() - claim.ctimeMs, lastUsedMs: claim.mtimeMs };
+      // Date.now() counts whole milliseconds and the ctime finer ones: within the claim's own millisecond
+      // their difference is negative, and a claim must never look younger than "just made".
+      const ageMs = Math.max(0, Date.now() - claim.ctimeMs);
+      return { state: "claimed", ageMs, lastUsedMs: claim.mtimeMs };
     }
     return (await pathExists(slot)) ? { state: "incomplete" } : { state: "absent" };
   }
@@ -200,6 +203,9 @@ export class EntryStore {
           ...(options.durable ? { durable: true } : {}),
           build: async (staging, ctx) => {
             const content = await options.build(staging, ctx);
+            // Aborted during the caller's build: stop here, so that stage's cleanup is done by the time it
+            // rejects, instead of writing a sentinel and a fan-out directory nobody will use.
+            ctx.signal?.throwIfAborted();
             const sentinel = join(staging, this.sentinel);
             await mkdir(dirname(sentinel), { recursive: true });
             await writeFile(sentinel, content, { flag: "wx" });
@@ -356,7 +362,8 @@ export class EntryStore {
     try {
       await rename(slot, trash);
     } catch (error) {
-      if (codeOf(error) === "ENOENT") return;
+      // Gone: another repair took it first. A missing trash dir also says ENOENT, and must not pass for that.
+      if (codeOf(error) === "ENOENT" && !(await pathExists(slot))) return;
       throw moveError(slot, error);
     }
     const whole =

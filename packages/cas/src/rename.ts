@@ -9,19 +9,29 @@ const TRANSIENT_WINDOWS_CODES = new Set(["EPERM", "EACCES", "EBUSY"]);
 /** Sleeps between attempts, growing, about one second in all (Go's robustio retries ~2 s, pnpm ~60 s). */
 const RETRY_DELAYS_MS = [10, 20, 40, 80, 160, 300, 400];
 
+export interface RenameDirectoryOptions {
+  /** Whose rules apply. Default `process.platform`. */
+  platform?: NodeJS.Platform;
+  /** Waits between attempts; tests pass one that records the schedule instead of waiting. */
+  sleep?: (ms: number) => Promise<unknown>;
+}
+
 /**
  * Renames the directory `from` onto `to`, as `fs.rename` does, and throws its error when it fails.
  *
- * On Windows only, an EPERM/EACCES/EBUSY failure is retried with growing sleeps (about one second in all)
- * while `to` does not exist: those codes are then transient locks. When `to` exists, the same codes mean
- * the slot is taken (a lost race, which Windows reports as EPERM), so the error is thrown at once and the
- * caller's `adopt` decides, instead of making every race loser wait a second.
+ * On Windows only, an EPERM/EACCES/EBUSY failure is retried after sleeps of 10, 20, 40, 80, 160, 300 and
+ * 400 ms (about one second in all, eight attempts) while `to` does not exist: those codes are then transient
+ * locks. When `to` exists, the same codes mean the slot is taken (a lost race, which Windows reports as
+ * EPERM), so the error is thrown at once and the caller's `adopt` decides, instead of making every race
+ * loser wait a second.
  */
 export async function renameDirectory(
   from: string,
   to: string,
-  platform: NodeJS.Platform = process.platform,
+  options: RenameDirectoryOptions = {},
 ): Promise<void> {
+  const platform = options.platform ?? process.platform;
+  const wait = options.sleep ?? sleep;
   for (let attempt = 0; ; attempt++) {
     try {
       await rename(from, to);
@@ -30,7 +40,7 @@ export async function renameDirectory(
       const delay = RETRY_DELAYS_MS[attempt];
       if (platform !== "win32" || delay === undefined || !isTransientWindowsError(error)) throw error;
       if (await pathExists(to)) throw error;
-      await sleep(delay);
+      await wait(delay);
     }
   }
 }

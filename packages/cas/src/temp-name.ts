@@ -5,9 +5,10 @@ import { codeOf } from "./errors.js";
 
 /**
  * A temp dir is `<basename(final)>.tmp.<six>`, the six characters from [A-Za-z0-9] as `mkdtemp` makes them.
- * Only names of exactly this form are ever swept as debris.
+ * Only names of exactly this form are ever swept as debris. `s`: a slot's name may hold any character but
+ * `/`, a newline included.
  */
-const TEMP_NAME = /^.+\.tmp\.[A-Za-z0-9]{6}$/;
+const TEMP_NAME = /^.+\.tmp\.[A-Za-z0-9]{6}$/s;
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const SUFFIX_LENGTH = 6;
 /** 62^6 names: a clash is rare, and a run of them means something else is wrong. */

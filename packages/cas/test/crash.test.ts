@@ -1,5 +1,6 @@
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Rng, seedFromEnv } from "@cas-stage/test-support/seed";
 import { describe, expect, it } from "vitest";
 import { stage, sweepStaleTemps } from "../src/index.js";
 import { tempDir, tempsIn } from "./fixtures.js";
@@ -7,22 +8,26 @@ import { isCompleteTree, startWorker, type Worker } from "./processes.js";
 
 const WORKERS = 8;
 const FILES = 30;
+// Every random choice (when to kill, each worker's pauses) comes from this seed; CAS_SEED=<seed> replays it.
+const SEED = seedFromEnv();
 
 describe("stage under SIGKILL", () => {
-  it("leaves every slot absent or complete, recoverable by a new stage, with debris swept by sweepStaleTemps", async () => {
+  it(`leaves every slot absent or complete, recoverable by a new stage, with debris swept by sweepStaleTemps (CAS_SEED=${SEED})`, async () => {
+    const rng = new Rng(SEED);
     const parent = await tempDir();
     const slots = Array.from({ length: 6 }, (_, i) => `slot-${i}`);
     // Each worker stages the slots in its own rotation so that kills land before, during and after renames.
     const workers: Worker[] = [];
     for (let w = 0; w < WORKERS; w++) {
       const order = [...slots.slice(w % slots.length), ...slots.slice(0, w % slots.length)];
-      const worker = startWorker([parent, order.join(","), String(FILES), "3"]);
+      const worker = startWorker([parent, order.join(","), String(FILES), "3", "", String(rng.fork())]);
       // Kill at a random moment after the worker's first temp dir holds a file: mid-build, usually.
       let building = 0;
-      const target = 1 + Math.floor(Math.random() * 3);
+      const target = 1 + rng.int(3);
+      const delay = rng.next() * 60;
       worker.onEvent = (event) => {
         if (event.event === "building" && ++building === target) {
-          setTimeout(() => worker.child.kill("SIGKILL"), Math.random() * 60);
+          setTimeout(() => worker.child.kill("SIGKILL"), delay);
         }
       };
       workers.push(worker);

@@ -1,20 +1,7 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { afterEach } from "vitest";
 
-const made: string[] = [];
-
-/** A fresh temp directory, removed after the current test. */
-export async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "cas-test-"));
-  made.push(dir);
-  return dir;
-}
-
-afterEach(async () => {
-  await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+export { tempDir } from "@cas-stage/test-support/temp";
 
 /** Every file under `root` as `relative path -> content`, directories implied. */
 export async function readTree(root: string): Promise<Record<string, string>> {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { forChild } from "@cas-stage/test-support/mutation";
 
 export const WORKER = join(import.meta.dirname, "workers", "stage-worker.mjs");
 
@@ -23,7 +24,11 @@ export interface Worker {
 }
 
 export function startWorker(args: string[]): Worker {
-  const child = spawn(process.execPath, [WORKER, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const bridge = forChild();
+  const child = spawn(process.execPath, [WORKER, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: bridge.env,
+  });
   const worker: Worker = { child, events: [], exited: Promise.resolve(null) };
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   lines.on("line", (line) => {
@@ -33,7 +38,10 @@ export function startWorker(args: string[]): Worker {
   });
   worker.exited = new Promise((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (_code, signal) => resolve(signal));
+    child.on("close", (_code, signal) => {
+      bridge.collect();
+      resolve(signal);
+    });
   });
   return worker;
 }

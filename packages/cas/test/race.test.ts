@@ -1,5 +1,6 @@
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Rng, seedFromEnv } from "@cas-stage/test-support/seed";
 import { describe, expect, it } from "vitest";
 import { tempDir, tempsIn } from "./fixtures.js";
 import { isCompleteTree, startWorker } from "./processes.js";
@@ -7,14 +8,17 @@ import { isCompleteTree, startWorker } from "./processes.js";
 const WORKERS = 8;
 const SLOTS = 40;
 const FILES = 12;
+// Each worker takes the slots in its own order, drawn from this seed; CAS_SEED=<seed> replays the orders.
+const SEED = seedFromEnv();
 
 describe("stage across processes", () => {
-  it(`lets exactly one of ${WORKERS} racing processes build each slot and the rest adopt it`, async () => {
+  it(`lets exactly one of ${WORKERS} racing processes build each slot and the rest adopt it (CAS_SEED=${SEED})`, async () => {
+    const rng = new Rng(SEED);
     const parent = await tempDir();
     const go = join(await tempDir(), "go");
     const slots = Array.from({ length: SLOTS }, (_, i) => `slot-${i}`);
     const workers = Array.from({ length: WORKERS }, () =>
-      startWorker([parent, slots.join(","), String(FILES), "0", go]),
+      startWorker([parent, rng.shuffle(slots).join(","), String(FILES), "0", go]),
     );
     await writeFile(go, "");
     const signals = await Promise.all(workers.map((w) => w.exited));
@@ -38,12 +42,13 @@ describe("stage across processes", () => {
     expect(await tempsIn(parent)).toEqual([]);
   });
 
-  it(`lets exactly one of ${WORKERS} racing processes publish each slot even when every build is empty`, async () => {
+  it(`lets exactly one of ${WORKERS} racing processes publish each slot even when every build is empty (CAS_SEED=${SEED})`, async () => {
+    const rng = new Rng(SEED + 1);
     const parent = await tempDir();
     const go = join(await tempDir(), "go");
     const slots = Array.from({ length: SLOTS }, (_, i) => `slot-${i}`);
     const workers = Array.from({ length: WORKERS }, () =>
-      startWorker([parent, slots.join(","), "empty", "0", go]),
+      startWorker([parent, rng.shuffle(slots).join(","), "empty", "0", go]),
     );
     await writeFile(go, "");
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual(Array(WORKERS).fill(null));

@@ -1,5 +1,7 @@
+import { getEventListeners } from "node:events";
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { StageError, stage } from "../src/index.js";
 import { readTree, tempDir, tempsIn } from "./fixtures.js";
@@ -226,6 +228,23 @@ describe("stage: rename", () => {
     expect(await tempsIn(parent)).toEqual([]);
   });
 
+  it("reports a slot found taken before the rename as a rename's EEXIST naming both paths", async () => {
+    const parent = await tempDir();
+    const final = join(parent, "slot");
+    await mkdir(final);
+    await writeFile(join(final, "other"), "x");
+    const error = (await stage({ parent, final, build: writeSample, adopt: never }).catch(
+      (e: unknown) => e,
+    )) as StageError;
+    expect(error.code).toBe("EEXIST");
+    expect(error.message).toMatch(
+      new RegExp(
+        `^stage finalize: EEXIST: file already exists, rename '.*slot\\.tmp\\.[A-Za-z0-9]{6}' -> '${final}'$`,
+      ),
+    );
+    expect(error.cause).toMatchObject({ code: "EEXIST", syscall: "rename", dest: final });
+  });
+
   it("reports ENOTDIR when final is a file and adopt declines", async () => {
     const parent = await tempDir();
     const final = join(parent, "slot");
@@ -292,6 +311,31 @@ describe("stage: abort signal", () => {
     expect((error as Error).name).toBe("AbortError");
     expect(built).toBe(false);
     expect(await readdir(parent)).toEqual([]);
+  });
+});
+
+describe("stage: the caller's signal", () => {
+  it("is left without an abort listener once stage settles, whatever the outcome", async () => {
+    const parent = await tempDir();
+    const controller = new AbortController();
+    await stage({
+      parent,
+      final: join(parent, "a"),
+      signal: controller.signal,
+      build: writeSample,
+      adopt: never,
+    });
+    await stage({
+      parent,
+      final: join(parent, "b"),
+      signal: controller.signal,
+      build: () => {
+        throw new Error("build failed");
+      },
+      adopt: never,
+    }).catch(() => {});
+    for (let turn = 0; turn < 10; turn++) await setImmediate();
+    expect(getEventListeners(controller.signal, "abort")).toEqual([]);
   });
 });
 

@@ -2,8 +2,8 @@
 // machine that cannot mount, the test is skipped and says why. The mount helpers are shared with cas.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { kernelFaults, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
-import { kernelFaults, mountTmpfs, unmount } from "../../cas/test/kernel.js";
 import { StageCache } from "../src/index.js";
 import { tempDir, writeTree } from "./fixtures.js";
 

@@ -1,21 +1,36 @@
 // A child process for the race and crash tests. Usage:
-//   node stage-worker.mjs <parent> <slots (comma-separated)> <files per tree> <ms per file> [<go-file>]
-// <files per tree> "empty" makes every build write nothing at all.
+//   node stage-worker.mjs <parent> <slots (comma-separated)> <files per tree> <ms per file> [<go-file>] [<seed>]
+// <files per tree> "empty" makes every build write nothing at all. With a seed, the pause after each file is
+// drawn from [0, <ms per file>) by a generator seeded with it (the test prints the seed); without, it is fixed.
 // Waits until <go-file> exists (a barrier, so all workers start together), then stages every slot in
 // order. Each tree holds <files> files whose content is derived from the slot name, so any partial tree is
 // detectable. Prints one JSON line per event: {"event":"building","slot"} once the temp dir has a file,
 // {"event":"staged","slot","adopted"} per successful call, {"event":"error",...} on failure.
+import "./stryker-child.mjs";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stage } from "../../dist/index.js";
 
-const [parent, slotList, filesArg, msArg, goFile] = process.argv.slice(2);
+const [parent, slotList, filesArg, msArg, goFile, seedArg] = process.argv.slice(2);
 const slots = slotList.split(",");
 const empty = filesArg === "empty";
 const files = empty ? 0 : Number(filesArg);
 const msPerFile = Number(msArg);
+const random = seedArg ? mulberry32(Number(seedArg)) : () => 1;
+
+/** The same generator as @cas-stage/test-support's Rng, so a seed means the same pauses everywhere. */
+function mulberry32(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
 
 function emit(line) {
   process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -35,7 +50,7 @@ for (const slot of slots) {
         for (let i = 0; i < files; i++) {
           await writeFile(join(staging, "d", `f${i}`), `${slot}:${i}\n`.repeat(64));
           if (i === 0) emit({ event: "building", slot });
-          if (msPerFile > 0) await sleep(msPerFile);
+          if (msPerFile > 0) await sleep(msPerFile * random());
         }
       },
       adopt: async () => (await lstat(final).catch(() => undefined))?.isDirectory() ?? false,
