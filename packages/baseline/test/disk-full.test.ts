@@ -2,19 +2,18 @@
 // machine that cannot mount, the test is skipped and says why. The mount helpers are shared with cas.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { kernelFaults, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
+import { kernelDescribe, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { cacheNames, gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
 
-if (!kernelFaults.ok) console.warn(`ENOSPC test skipped: ${kernelFaults.why}`);
 const mounted: string[] = [];
 afterEach(() => {
   for (const dir of mounted.splice(0)) unmount(dir);
   removeTempDirs();
 });
 
-describe.skipIf(!kernelFaults.ok)("a full filesystem", () => {
+kernelDescribe("mountTmpfs", "a full filesystem", () => {
   it("fails with ENOSPC naming the file, leaves no slot or staging dir, and works once space is freed", async () => {
     const repo = gitRepo();
     for (let i = 0; i < 20; i++) repo.write(`dir${i % 4}/file${i}.txt`, `${i}`.repeat(20_000));

@@ -1,9 +1,9 @@
 // Issue 8.1: two concurrent prunes must never put back a half-deleted slot that a later call serves as a hit.
 // The windows are widened with strace on real processes: the first pruner's renames return 1.5 s late (it
 // stalls between its move to the trash and its look back), the second process's unlinks start late.
-import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { kernelDescribe } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
@@ -11,21 +11,10 @@ import { runNode, WORKERS, waitUntil } from "./processes.js";
 
 afterEach(removeTempDirs);
 
-/** strace must be installed and allowed to trace (ptrace can be forbidden in containers). */
-function straceWorks(): boolean {
-  return spawnSync("strace", ["-f", "-qq", "-o", "/dev/null", "true"]).status === 0;
-}
-const canTrace = straceWorks();
-if (!canTrace) {
-  if (process.env.CAS_REQUIRE_KERNEL_FAULTS === "1")
-    throw new Error("prune-race test: strace is required here");
-  console.warn("prune-race test skipped: strace is missing or may not trace here");
-}
-
 const PRUNER = join(WORKERS, "prune-worker.mjs");
 const FILES = 2000;
 
-describe.skipIf(!canTrace)("concurrent prunes (issue 8.1)", () => {
+kernelDescribe("strace", "concurrent prunes (issue 8.1)", () => {
   // [who deletes, its arguments, its delay before each unlink in µs: long enough to still be deleting when
   // the stalled pruner looks back]
   const variants: [string, string[], number][] = [

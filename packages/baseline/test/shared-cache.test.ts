@@ -4,6 +4,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { kernelDescribe } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo } from "./fixtures.js";
@@ -21,7 +22,6 @@ function nobody(): { uid: number; gid: number } | undefined {
   }
 }
 const other = nobody();
-if (!other) console.warn("shared-cache test skipped: needs root and a user named nobody");
 
 const made: string[] = [];
 afterEach(() => {
@@ -36,7 +36,7 @@ function sharedDir(): string {
   return dir;
 }
 
-describe.skipIf(!other)("a cache shared with another user", () => {
+kernelDescribe("otherUser", "a cache shared with another user", () => {
   it("serves root's slots to nobody as hits, and refuses a build in root's cache with the hint", async () => {
     const shared = sharedDir();
     const repo = gitRepo(join(shared, "repo"));

@@ -2,18 +2,17 @@
 // machine that cannot mount, the test is skipped and says why. The mount helpers are shared with cas.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { kernelFaults, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
+import { kernelDescribe, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { tempDir, writeTree } from "./fixtures.js";
 
-if (!kernelFaults.ok) console.warn(`ENOSPC test skipped: ${kernelFaults.why}`);
 const mounted: string[] = [];
 afterEach(() => {
   for (const dir of mounted.splice(0)) unmount(dir);
 });
 
-describe.skipIf(!kernelFaults.ok)("a full filesystem", () => {
+kernelDescribe("mountTmpfs", "a full filesystem", () => {
   it("fails a stage with ENOSPC, leaves no temp and no slot, and the same cache works once space is freed", async () => {
     const root = tempDir("tmpfs-root");
     mountTmpfs(root, "1m");

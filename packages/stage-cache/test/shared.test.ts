@@ -3,6 +3,7 @@
 // returned to, or the call fails with a clear error; never a hit on an entry that user cannot read.
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
+import { kernelDescribe } from "@cas-stage/test-support/kernel";
 import { describe, expect, it } from "vitest";
 import { sampleTree, tempDir } from "./fixtures.js";
 import { isRoot, NOBODY, type OnceResult, stageOnce } from "./processes.js";
@@ -52,7 +53,7 @@ function ageSentinel(path: string): number {
   return old.getTime();
 }
 
-describe.skipIf(!isRoot)("a cache shared by two users", () => {
+kernelDescribe("otherUser", "a cache shared by two users", () => {
   it("works both ways in a group directory (2775) with umask 002: hits marked used, entries added and evicted by either", async () => {
     const root = sharedRoot("group");
     const source = sharedSource("a");

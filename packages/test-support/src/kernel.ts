@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { it, type TestFunction } from "vitest";
+import { describe, it, type TestFunction } from "vitest";
 
 /**
  * Real kernel errors on demand (ENOSPC on a tiny tmpfs, EPERM under `chattr +i`, EROFS under a read-only
@@ -139,6 +139,28 @@ export function kernelTest(
     });
   } else {
     it.skip(`${name} [skipped, missing ${why}]`, fn);
+  }
+}
+
+/**
+ * `describe(name, fn)` when every capability in `needs` is there. Otherwise a skipped suite whose name carries
+ * the reason, or, under `CAS_REQUIRE_KERNEL_FAULTS=1`, a suite of one failing test that says what is missing.
+ */
+export function kernelDescribe(needs: Capability | Capability[], name: string, fn: () => void): void {
+  const missing = (Array.isArray(needs) ? needs : [needs]).map(capability).filter((probe) => !probe.ok);
+  if (missing.length === 0) {
+    describe(name, fn);
+    return;
+  }
+  const why = missing.map((probe) => probe.why).join("; ");
+  if (kernelFaultsRequired) {
+    describe(name, () => {
+      it("has what it needs", () => {
+        throw new Error(`CAS_REQUIRE_KERNEL_FAULTS=1, but this machine lacks ${why}`);
+      });
+    });
+  } else {
+    describe.skip(`${name} [skipped, missing ${why}]`, fn);
   }
 }
 
