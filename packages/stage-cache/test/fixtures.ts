@@ -95,50 +95,7 @@ export function envInt(name: string, fallback: number): number {
   return value;
 }
 
-/**
- * The seed of a test's random choices: `CAS_SEED` when set (to replay a failure), else a fresh one. Tests put
- * it in their names, so a failure always shows how to replay it.
- */
-export function seedFromEnv(): number {
-  return envInt("CAS_SEED", Math.floor(Math.random() * 2 ** 31));
-}
-
-/** mulberry32: a tiny seeded generator, so a sequence is reproducible from its seed. */
-export class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  }
-
-  int(below: number): number {
-    return Math.floor(this.next() * below);
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    const item = items[this.int(items.length)];
-    if (item === undefined) throw new Error("pick from an empty list");
-    return item;
-  }
-
-  hex(length: number): string {
-    let out = "";
-    while (out.length < length) out += this.int(16).toString(16);
-    return out;
-  }
-}
+export { Rng, seedFromEnv } from "@cas-stage/test-support/seed";
 
 /** Resolves once `condition` holds, looking again on every turn of the event loop; for barriers on disk. */
 export async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {

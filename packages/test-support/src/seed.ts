@@ -46,6 +46,18 @@ export class Rng {
     return item as T;
   }
 
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /** `length` random lowercase hex digits. */
+  hex(length: number): string {
+    let out = "";
+    while (out.length < length) out += this.int(16).toString(16);
+    return out;
+  }
+
   /** A shuffled copy of `list` (Fisher–Yates). */
   shuffle<T>(list: readonly T[]): T[] {
     const copy = [...list];
