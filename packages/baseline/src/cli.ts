@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { defaultCacheDir } from "@cas-stage/cas";
-import { type BaselineResult, materializeBaseline } from "./materialize.js";
-import { pruneBaselines } from "./prune.js";
+import type { BaselineResult } from "./materialize.js";
 
 const HELP = `cas-baseline: materialize the baseline tree of a git checkout (the merge-base, or an explicit base)
 
@@ -117,6 +116,8 @@ async function main(argv: string[]): Promise<void> {
     if (values["older-than"] === undefined)
       throw new UsageError("prune needs --older-than, e.g. --older-than 7d");
     const cacheRoot = values["cache-dir"] ?? defaultCacheDir();
+    // Each command loads only what it runs, so a cache hit starts fast.
+    const { pruneBaselines } = await import("./prune.js");
     const removed = await pruneBaselines(cacheRoot, { olderThanMs: parseDuration(values["older-than"]) });
     process.stdout.write(
       values.json ? `${JSON.stringify(removed)}\n` : removed.map((p) => `${p}\n`).join(""),
@@ -129,6 +130,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (values["older-than"] !== undefined) throw new UsageError("--older-than applies only to prune");
   const progress = terminalProgress();
+  const { materializeBaseline } = await import("./materialize.js");
   let result: BaselineResult;
   try {
     result = await materializeBaseline({

@@ -1,11 +1,8 @@
-import { lstat, mkdir, mkdtemp, rm, utimes } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stage } from "@cas-stage/cas";
-import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
+import { touchDirectory } from "./directory.js";
+import { slotPath } from "./layout.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
-import { writeTree } from "./write-tree.js";
 
 export interface MaterializeOptions {
   /** A directory (or file) inside a git working tree. */
@@ -68,55 +65,35 @@ export interface BaselineResult {
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const location = await locateRepo(options.path, signal);
+  // One git process locates the repository and resolves the base (or HEAD for the ladder).
+  const location = await locateRepo(options.path, signal, options.base ?? "HEAD");
   const resolved = await resolveBase(location, options.base, signal);
   try {
     const { commit } = resolved;
     const described = { commit, rev: commit.slice(0, 7), source: resolved.source };
-    const onSubmodule = options.onSubmodule ?? warnAboutSubmodule;
-    const build = (target: string, buildSignal?: AbortSignal) =>
-      writeTree(resolved.objectsCwd, commit, target, {
-        onSubmodule,
-        onProgress: options.onProgress,
-        signal: buildSignal,
-      });
     const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });
 
-    if (options.cacheRoot === undefined) {
-      const dir = await mkdtemp(join(tmpdir(), TEMP_BASELINE_PREFIX));
-      try {
-        await build(dir, signal);
-      } catch (error) {
-        await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-        throw error;
+    let slot: string | undefined;
+    if (options.cacheRoot !== undefined) {
+      slot = slotPath(options.cacheRoot, commit);
+      // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it
+      // re-reads the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot
+      // pruned just before the touch is simply a miss.
+      if (await touchDirectory(slot)) {
+        return { ...located(slot), ...described, persistent: true, cache: "hit" };
       }
-      return { ...located(dir), ...described, persistent: false, cache: "temp" };
     }
-
-    const slot = slotPath(options.cacheRoot, commit);
-    // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it re-reads
-    // the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot pruned just
-    // before the touch is simply a miss.
-    if (await touchDirectory(slot)) {
-      return { ...located(slot), ...described, persistent: true, cache: "hit" };
-    }
-    const parent = baselinesDir(options.cacheRoot);
-    await mkdir(parent, { recursive: true });
-    const { adopted } = await stage({
-      parent,
-      final: slot,
-      tmpPrefix: "baseline staging",
-      finalizePrefix: "baseline finalize",
-      build: async (staging, context) => {
-        await build(staging, context.signal);
-        // The slot's mtime is its last use: make it the moment of publication, not of the first mkdir.
-        await touchDirectory(staging);
-      },
-      // The slot only ever appears by a whole-tree rename, so a directory there is complete.
-      adopt: () => isDirectory(slot),
-      ...(signal ? { signal } : {}),
+    // Everything a build needs is loaded only now: a hit never pays for it.
+    const { buildBaseline } = await import("./build.js");
+    const built = await buildBaseline({
+      location,
+      resolved,
+      cacheRoot: options.cacheRoot,
+      onSubmodule: options.onSubmodule ?? warnAboutSubmodule,
+      onProgress: options.onProgress,
+      signal,
     });
-    return { ...located(slot), ...described, persistent: true, cache: adopted ? "adopted" : "built" };
+    return { ...located(built.dir), ...described, persistent: slot !== undefined, cache: built.cache };
   } finally {
     await resolved.release();
   }
@@ -127,19 +104,4 @@ function warnAboutSubmodule(path: string): void {
     type: "CasBaselineWarning",
     code: "CAS_BASELINE_SUBMODULE",
   });
-}
-
-/** Sets a directory's mtime to now; false when there is no directory at `path`. */
-async function touchDirectory(path: string): Promise<boolean> {
-  const now = new Date();
-  try {
-    await utimes(path, now, now);
-  } catch {
-    return false;
-  }
-  return isDirectory(path);
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return (await lstat(path).catch(() => undefined))?.isDirectory() ?? false;
 }

@@ -1,0 +1,189 @@
+import { createHash } from "node:crypto";
+import { BaselineError } from "./errors.js";
+
+/**
+ * Reading and splitting git index files (format versions 2 and 3, as documented in git's
+ * `gitformat-index`). `git read-tree` writes the index of a commit's tree; this module finds its entries
+ * and the trees it recorded, and cuts runs of its entries into smaller indexes, one per
+ * `git checkout-index` process.
+ *
+ * An entry: ten 32-bit stat fields (the mode is the seventh), the object id, 16 bits of flags (extended
+ * bit 0x4000, path length in the low 12 bits, 0xFFF meaning "longer"), 16 more bits of flags in version 3
+ * when the extended bit is set, the path, then 1 to 8 NULs so the entry's length is a multiple of 8.
+ * After the entries come extensions (a 4-byte signature, a 32-bit size, the data), then the hash of
+ * everything before it.
+ *
+ * Entries are kept as columns of numbers, not as objects: an index can hold hundreds of thousands.
+ */
+
+/** A parsed index: its bytes, and where each entry, its mode and its path are in them. */
+export interface ParsedIndex {
+  bytes: Buffer;
+  version: number;
+  oidBytes: number;
+  /** Number of entries. */
+  count: number;
+  /** Per entry: its offset in `bytes`, the offset just past it, its mode, and its path's bounds. */
+  starts: Int32Array;
+  ends: Int32Array;
+  modes: Int32Array;
+  pathStarts: Int32Array;
+  pathEnds: Int32Array;
+  /** Every tree of the commit, or undefined when the cache-tree extension is missing or incomplete. */
+  trees: IndexTree[] | undefined;
+}
+
+/** A tree the index was made from, as its cache-tree extension records it. */
+export interface IndexTree {
+  oid: string;
+  /** Its name in its parent (empty for the root), and its parent. */
+  name: Buffer;
+  parent: IndexTree | undefined;
+}
+
+const HEADER = 12;
+const STAT_BYTES = 40;
+const MODE_OFFSET = 24;
+
+/**
+ * Parses an index written by git. Throws {@link BaselineError} `EGIT` when it is not a version 2 or 3
+ * index (version 4 is written only when configured, and the private repository has no configuration).
+ */
+export function parseIndex(bytes: Buffer, oidBytes: number): ParsedIndex {
+  const version =
+    bytes.length >= HEADER && bytes.toString("latin1", 0, 4) === "DIRC" ? bytes.readUInt32BE(4) : 0;
+  if (version !== 2 && version !== 3) {
+    throw new BaselineError(
+      "EGIT",
+      `git read-tree wrote an index this package cannot read (version ${version})`,
+    );
+  }
+  const count = bytes.readUInt32BE(8);
+  const starts = new Int32Array(count);
+  const ends = new Int32Array(count);
+  const modes = new Int32Array(count);
+  const pathStarts = new Int32Array(count);
+  const pathEnds = new Int32Array(count);
+  const fixed = STAT_BYTES + oidBytes + 2;
+  const end = bytes.length - oidBytes;
+  let at = HEADER;
+  for (let i = 0; i < count; i++) {
+    if (at + fixed > end) throw truncated();
+    const flags = bytes.readUInt16BE(at + fixed - 2);
+    const pathStart = at + fixed + (flags & 0x4000 ? 2 : 0);
+    let pathLength = flags & 0xfff;
+    if (pathLength === 0xfff) pathLength = bytes.indexOf(0, pathStart) - pathStart;
+    const next = at + ((pathStart - at + pathLength + 8) & ~7);
+    if (pathLength < 0 || next > end) throw truncated();
+    starts[i] = at;
+    ends[i] = next;
+    modes[i] = bytes.readUInt32BE(at + MODE_OFFSET);
+    pathStarts[i] = pathStart;
+    pathEnds[i] = pathStart + pathLength;
+    at = next;
+  }
+  const trees = readCacheTree(bytes, at, end, oidBytes);
+  return { bytes, version, oidBytes, count, starts, ends, modes, pathStarts, pathEnds, trees };
+}
+
+/** The path of entry `i`, as a view into the index's bytes. */
+export function entryPath(index: ParsedIndex, i: number): Buffer {
+  return index.bytes.subarray(index.pathStarts[i], index.pathEnds[i]);
+}
+
+/** The object id of entry `i`, in hex. */
+export function entryOid(index: ParsedIndex, i: number): string {
+  const start = (index.starts[i] as number) + STAT_BYTES;
+  return index.bytes.toString("hex", start, start + index.oidBytes);
+}
+
+/** A tree's path ("" for the root), for messages. */
+export function treePath(tree: IndexTree): string {
+  const names: string[] = [];
+  for (let at: IndexTree | undefined = tree; at?.parent !== undefined; at = at.parent) {
+    names.push(at.name.toString("utf8"));
+  }
+  return names.reverse().join("/");
+}
+
+/**
+ * The trees of the cache-tree ("TREE") extension, which `git read-tree` of a single tree fills
+ * completely: each entry is a path component, NUL, the entry count, a space, the subtree count, LF, and
+ * the tree's id, in depth-first order. Undefined when absent or when any tree is invalidated.
+ */
+function readCacheTree(bytes: Buffer, start: number, end: number, oidBytes: number): IndexTree[] | undefined {
+  for (let at = start; at + 8 <= end; ) {
+    const size = bytes.readUInt32BE(at + 4);
+    if (bytes.toString("latin1", at, at + 4) !== "TREE") {
+      at += 8 + size;
+      continue;
+    }
+    const trees: IndexTree[] = [];
+    // Each open directory, and how many of its subtrees are still to come.
+    const open: IndexTree[] = [];
+    const left: number[] = [];
+    const stop = Math.min(at + 8 + size, end);
+    for (let p = at + 8; p < stop; ) {
+      const nul = bytes.indexOf(0, p);
+      if (nul < 0 || nul >= stop) return undefined;
+      // "<entry count> <subtree count>\n": an invalidated tree has entry count -1 and no id.
+      let q = nul + 1;
+      if (bytes[q] === 0x2d) return undefined;
+      while (q < stop && bytes[q] !== 0x20) q++;
+      let subtrees = 0;
+      for (q++; q < stop && bytes[q] !== 0x0a; q++) subtrees = subtrees * 10 + (bytes[q] as number) - 0x30;
+      if (q + 1 + oidBytes > stop) return undefined;
+      const parent = open.at(-1);
+      const tree: IndexTree = {
+        oid: bytes.toString("hex", q + 1, q + 1 + oidBytes),
+        name: bytes.subarray(p, nul),
+        parent,
+      };
+      if (parent) left[left.length - 1] = (left.at(-1) as number) - 1;
+      trees.push(tree);
+      open.push(tree);
+      left.push(subtrees);
+      while (left.length > 0 && left.at(-1) === 0) {
+        open.pop();
+        left.pop();
+      }
+      p = q + 1 + oidBytes;
+    }
+    return trees;
+  }
+  return undefined;
+}
+
+/**
+ * An index holding the entries `entries` (numbers, in the index's order) of `source`, with a fresh
+ * header and hash: what one checkout-index process is given.
+ */
+export function subIndex(source: ParsedIndex, entries: ArrayLike<number>): Buffer {
+  const { starts, ends, oidBytes } = source;
+  let size = HEADER;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as number;
+    size += (ends[entry] as number) - (starts[entry] as number);
+  }
+  const index = Buffer.allocUnsafe(size + oidBytes);
+  index.write("DIRC", 0, "latin1");
+  index.writeUInt32BE(source.version, 4);
+  index.writeUInt32BE(entries.length, 8);
+  let at = HEADER;
+  for (let i = 0; i < entries.length; ) {
+    // Copy runs of entries that are adjacent in the source at once.
+    const first = entries[i] as number;
+    let last = first;
+    for (i++; i < entries.length && entries[i] === last + 1; i++) last++;
+    at += source.bytes.copy(index, at, starts[first], ends[last]);
+  }
+  createHash(oidBytes === 32 ? "sha256" : "sha1")
+    .update(index.subarray(0, size))
+    .digest()
+    .copy(index, size);
+  return index;
+}
+
+function truncated(): BaselineError {
+  return new BaselineError("EGIT", "git read-tree wrote an index that ends early");
+}
