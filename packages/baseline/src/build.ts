@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { StageError, stage } from "@cas-stage/cas";
 import { isDirectory, touchDirectory } from "./directory.js";
 import { BaselineError, messageOf } from "./errors.js";
-import { checkGitVersion } from "./git-process.js";
 import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
 import { partialCloneCompleter } from "./partial-clone.js";
 import type { RepoLocation } from "./repo.js";
@@ -37,7 +36,6 @@ export async function buildBaseline(
   request: BuildRequest,
 ): Promise<{ dir: string; cache: "built" | "adopted" | "temp" }> {
   const { location, resolved, cacheRoot, signal } = request;
-  await checkGitVersion(signal);
   const completeObjects = await partialCloneCompleter(location, resolved.objectDirs, signal);
   const build = (target: string, buildSignal: AbortSignal | undefined) =>
     writeTree({ commit: resolved.commit, objectDirs: resolved.objectDirs, completeObjects }, target, {

@@ -152,17 +152,18 @@ export interface BatchObject {
  * Reads the objects `names` with one `git cat-file --batch --buffer` and hands each to `onObject` in
  * request order, synchronously as git's output arrives (no promise per object: this reads every tree of
  * a commit). `onObject` may throw to stop, which kills git. Only for objects small enough to hold in
- * memory (trees, symlink targets). Rejects with what `onObject` threw, {@link BaselineError} `EGIT` when
- * git fails, or `signal.reason`.
+ * memory (trees, symlink targets). `names` may be a promise: git is started at once, so its start-up
+ * overlaps whatever produces the names. Rejects with what `onObject` threw, what `names` rejected with,
+ * {@link BaselineError} `EGIT` when git fails, or `signal.reason`.
  */
 export function readObjects(
-  names: readonly string[],
+  names: readonly string[] | Promise<readonly string[]>,
   options: { env: NodeJS.ProcessEnv; signal?: AbortSignal | undefined },
   onObject: (object: BatchObject) => void,
 ): Promise<void> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
-  if (names.length === 0) return Promise.resolve();
+  if (Array.isArray(names) && names.length === 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const child = spawnGit(["cat-file", "--batch", "--buffer"], options);
     let failure: unknown;
@@ -172,6 +173,7 @@ export function readObjects(
     let pendingLength = 0;
     let header: { oid: string; type: string; size: number } | undefined;
     let received = 0;
+    let expected = Number.POSITIVE_INFINITY;
     const stop = (reason: unknown) => {
       failure ??= reason;
       child.kill();
@@ -231,13 +233,19 @@ export function readObjects(
       signal?.removeEventListener("abort", onAbort);
       if (failure !== undefined) reject(failure);
       else if (spawnError) reject(gitSpawnError(spawnError));
-      else if (received < names.length) {
+      else if (received < expected) {
         reject(
           new BaselineError("EGIT", `git cat-file --batch stopped: ${stderr.trim() || "it exited early"}`),
         );
       } else resolve();
     });
-    child.stdin.end(`${names.join("\n")}\n`);
+    Promise.resolve(names).then(
+      (list) => {
+        expected = list.length;
+        child.stdin.end(list.length > 0 ? `${list.join("\n")}\n` : "");
+      },
+      (error: unknown) => stop(error),
+    );
   });
 }
 

@@ -17,47 +17,59 @@ export interface CheckedTree {
 /** The longest symlink target accepted; longer ones cannot be created on any common system anyway. */
 const MAX_SYMLINK_TARGET = 4096;
 
+/** The trees and symlinks of a commit to check, once known. */
+export interface ObjectsToCheck {
+  /** Every tree of the commit (the index's cache-tree extension), or undefined when not known. */
+  trees: readonly ObjectToCheck[] | undefined;
+  symlinks: readonly ObjectToCheck[];
+}
+
 /**
  * Reads the raw bytes of every tree object of `commit` and checks each with {@link checkTree} (names,
  * modes, no duplicate names), then reads the targets of `symlinks` and checks that each is a non-empty
  * blob without NUL. This is the check that nothing else can replace: git's own listings print a name
  * that holds `/` as if it were two names.
  *
- * `trees` is every tree of the commit when known (the index's cache-tree extension): they are asked for
- * in one buffered batch. Without it the trees are walked level by level from the root.
+ * `objects` may still be coming (git starts at once): when its `trees` are known, they are asked for in
+ * one buffered batch; otherwise the trees are walked level by level from the root.
  *
  * Throws {@link BaselineError} `EBADTREE` for a hostile or corrupt tree or symlink, `EGIT` when git lacks
- * an object or fails; `signal.reason` when aborted. `env` is the private repository's environment.
+ * an object or fails; what `objects` rejects with; `signal.reason` when aborted. `env` is the private
+ * repository's environment.
  */
 export async function checkTrees(
   commit: string,
   env: NodeJS.ProcessEnv,
-  trees: readonly ObjectToCheck[] | undefined,
-  symlinks: readonly ObjectToCheck[],
+  objects: ObjectsToCheck | Promise<ObjectsToCheck>,
   signal?: AbortSignal,
 ): Promise<CheckedTree> {
   const oidBytes = commit.length === 64 ? 32 : 20;
   const root = { oid: `${commit}^{tree}`, path: () => "" };
-  if (trees !== undefined) {
-    // Every tree is known: one buffered batch, checked synchronously as it streams in.
-    const unique = dedupe(trees.length > 0 ? trees : [root]);
-    const links = dedupe(symlinks);
-    const symlinkTargets = new Map<string, Buffer>();
-    let index = 0;
-    await readObjects(
-      [...unique, ...links].map((object) => object.oid),
-      { env, signal },
-      (object) => {
-        const request =
-          index < unique.length
-            ? (unique[index] as ObjectToCheck)
-            : (links[index - unique.length] as ObjectToCheck);
-        if (index++ < unique.length) checkTreeObject(object, request, oidBytes);
-        else symlinkTargets.set(object.oid, checkTarget(object, request));
-      },
-    );
-    return { symlinkTargets };
-  }
+  // Every tree known: one buffered batch, checked synchronously as it streams in.
+  let unique: ObjectToCheck[] = [];
+  let links: ObjectToCheck[] = [];
+  const known = Promise.resolve(objects);
+  const symlinkTargets = new Map<string, Buffer>();
+  let index = 0;
+  await readObjects(
+    known.then(({ trees, symlinks }) => {
+      if (trees === undefined) return [];
+      unique = dedupe(trees.length > 0 ? trees : [root]);
+      links = dedupe(symlinks);
+      return [...unique, ...links].map((object) => object.oid);
+    }),
+    { env, signal },
+    (object) => {
+      const request =
+        index < unique.length
+          ? (unique[index] as ObjectToCheck)
+          : (links[index - unique.length] as ObjectToCheck);
+      if (index++ < unique.length) checkTreeObject(object, request, oidBytes);
+      else symlinkTargets.set(object.oid, checkTarget(object, request));
+    },
+  );
+  const { trees, symlinks } = await known;
+  if (trees !== undefined) return { symlinkTargets };
   // Level by level from the root: each level is one round trip to git.
   const batch = new CatFileBatch({ env, signal });
   try {
@@ -133,6 +145,7 @@ export async function readSymlinkTargets(
   symlinks: readonly ObjectToCheck[],
   signal?: AbortSignal,
 ): Promise<Map<string, Buffer>> {
+  if (symlinks.length === 0) return new Map();
   const links = dedupe(symlinks);
   const targets = new Map<string, Buffer>();
   let index = 0;

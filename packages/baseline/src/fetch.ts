@@ -1,8 +1,13 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
 import { BaselineError, messageOf } from "./errors.js";
 import { userGitEnvironment } from "./git-env.js";
 import { GitCommandError, runGit } from "./git-process.js";
+import { FETCH_REPO_PREFIX } from "./layout.js";
+import { createPrivateRepo } from "./private-repo.js";
+import type { RepoLocation } from "./repo.js";
 
 /**
  * Fetching into a repository of the cache's own (never the user's): the base a user names that is not
@@ -43,6 +48,50 @@ function fetchConfig(source: FetchSource): string[] {
 }
 
 const FETCH_FLAGS = ["--no-tags", "--no-auto-maintenance", "--recurse-submodules=no", "--quiet"];
+
+/**
+ * Fetches the explicit base `rev` from `remote` into a throwaway repository under the OS temp dir, whose
+ * object store borrows the user's through `objects/info/alternates` (so only what is missing is
+ * transferred and the user's repository gains nothing). Returns the fetched commit, the throwaway
+ * repository's object directory, and `release`, which removes it (never throws).
+ *
+ * Throws like {@link fetchRevision}; on failure the throwaway repository is already removed.
+ */
+export async function fetchBase(
+  location: RepoLocation,
+  remote: { name: string; url: string },
+  rev: string,
+  signal?: AbortSignal,
+): Promise<{ commit: string; objectDir: string; release: () => Promise<void> }> {
+  const scratch = await mkdtemp(join(tmpdir(), FETCH_REPO_PREFIX));
+  const release = () => rm(scratch, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+  try {
+    await createPrivateRepo(scratch, {
+      alternates: [join(location.commonDir, "objects")],
+      objectFormat: location.objectFormat,
+    });
+    const commit = await fetchRevision(scratch, remoteOf(location, remote.name, remote.url), rev, signal);
+    return { commit, objectDir: join(scratch, "objects"), release };
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+/**
+ * How to name a remote for a fetch that runs in another directory: by name, so all its settings apply,
+ * unless its URL is a relative path, which git would resolve against that other directory.
+ */
+export function remoteOf(location: RepoLocation, name: string, url: string): FetchSource {
+  const userConfig = join(location.commonDir, "config");
+  if (url.includes("://") || isAbsolute(url)) return { userConfig, remote: name, url };
+  const colon = url.indexOf(":");
+  const slash = url.indexOf("/");
+  // scp-like "host:path"
+  if (colon > 0 && (slash < 0 || colon < slash)) return { userConfig, remote: name, url };
+  const absolute = resolve(location.root, url);
+  return { userConfig, remote: absolute, url: absolute };
+}
 
 /**
  * Fetches `rev` (a branch, tag or commit id) from `source`, only its tip (depth 1: only the tree is
@@ -149,11 +198,6 @@ export async function fetchObjects(
 /** "origin (https://…)", or the URL alone when the remote is given as one. */
 function describeRemote(source: FetchSource): string {
   return source.remote === source.url ? source.url : `${source.remote} (${source.url})`;
-}
-
-/** `<commonDir>/config`: the file `include.path` brings into the fetch. */
-export function userConfigFile(commonDir: string): string {
-  return join(commonDir, "config");
 }
 
 /** What git says when the remote answered but has no such revision. */

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 
 /** Every path of the baseline cache, in one place. */
@@ -24,7 +23,9 @@ export function isSlotName(name: string): boolean {
  * (`<name>.tmp.XXXXXX`), so `sweepStaleTemps` and this package never mistake one for the other.
  */
 export function trashPathFor(cacheRoot: string, commit: string): string {
-  return join(baselinesDir(cacheRoot), `${commit}.trash.${randomBytes(8).toString("hex")}`);
+  // The global Web Crypto: importing node:crypto would cost every cache hit its load time.
+  const random = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(8))).toString("hex");
+  return join(baselinesDir(cacheRoot), `${commit}.trash.${random}`);
 }
 
 /** Whether a name in the baselines directory is a trash dir left by an interrupted prune. */

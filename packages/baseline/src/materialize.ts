@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { touchDirectory } from "./directory.js";
+import { GitAdapter } from "./git.js";
 import { slotPath } from "./layout.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
@@ -65,9 +66,15 @@ export interface BaselineResult {
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
   signal?.throwIfAborted();
-  // One git process locates the repository and resolves the base (or HEAD for the ladder).
-  const location = await locateRepo(options.path, signal, options.base ?? "HEAD");
-  const resolved = await resolveBase(location, options.base, signal);
+  // One git process locates the repository and resolves the base (or HEAD for the ladder); without a
+  // base, the first rung of the ladder runs beside it, so a cache hit waits for one git process.
+  let upstream: Promise<string | undefined> | undefined;
+  const location = await locateRepo(options.path, signal, options.base ?? "HEAD", (cwd) => {
+    if (options.base !== undefined) return;
+    upstream = new GitAdapter(cwd, signal).mergeBase("HEAD", "@{upstream}");
+    upstream.catch(() => {});
+  });
+  const resolved = await resolveBase(location, options.base, signal, upstream);
   try {
     const { commit } = resolved;
     const described = { commit, rev: commit.slice(0, 7), source: resolved.source };

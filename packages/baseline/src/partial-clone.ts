@@ -1,11 +1,10 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { BaselineError } from "./errors.js";
-import { fetchObjects } from "./fetch.js";
+import { fetchObjects, remoteOf } from "./fetch.js";
 import { GitAdapter } from "./git.js";
 import { runGit } from "./git-process.js";
 import type { RepoLocation } from "./repo.js";
-import { remoteOf } from "./resolve.js";
 import type { TreeSource } from "./write-tree.js";
 
 /**
@@ -29,26 +28,21 @@ export async function partialCloneCompleter(
 ): Promise<TreeSource["completeObjects"]> {
   const partial = await Promise.all(objectDirs.map(hasPromisorPack));
   if (!partial.includes(true)) return undefined;
-  const git = new GitAdapter(location.root, signal);
-  const name = (await git.configValues("extensions.partialclone"))[0] ?? (await firstPromisorRemote(git));
-  const url = name === undefined ? undefined : ((await git.remoteUrl(name)) ?? undefined);
+  // Looked up while the tree is read; needed only once blobs turn out to be missing.
+  const remote = promisorRemote(new GitAdapter(location.root, signal));
+  remote.catch(() => {});
   return async (gitDir, env, blobs) => {
     const missing = await missingBlobs(blobs, env, signal);
     if (missing.length === 0) return;
+    const { name, url } = await remote;
     if (name === undefined || url === undefined) {
       throw new BaselineError(
         "EFETCH",
         `this partial clone lacks ${missing.length} object${missing.length === 1 ? "" : "s"} of the tree and has no promisor remote to fetch them from; run git fetch or git checkout in ${location.root}`,
       );
     }
+    // Whatever the fetch did not bring, checkout-index reports as an object it cannot read.
     await fetchObjects(gitDir, remoteOf(location, name, url), missing, signal);
-    const still = await missingBlobs(missing, env, signal);
-    if (still.length > 0) {
-      throw new BaselineError(
-        "EFETCH",
-        `the remote ${name} (${url}) did not send ${still.length} of the ${missing.length} objects this partial clone lacks, e.g. ${still[0]}`,
-      );
-    }
   };
 }
 
@@ -79,12 +73,28 @@ async function hasPromisorPack(objectDir: string): Promise<boolean> {
   return names.some((name) => name.endsWith(".promisor"));
 }
 
-/** The first remote configured with `remote.<name>.promisor=true`. */
-async function firstPromisorRemote(git: GitAdapter): Promise<string | undefined> {
-  const lines = await git.text(["config", "--get-regexp", "^remote\\..*\\.promisor$"]).catch(() => "");
+/**
+ * The promisor remote and its URL, from one `git config`: `extensions.partialClone` names it (older
+ * clones), otherwise the first remote with `remote.<name>.promisor` set.
+ */
+async function promisorRemote(
+  git: GitAdapter,
+): Promise<{ name: string | undefined; url: string | undefined }> {
+  const lines = await git
+    .text(["config", "--get-regexp", "^(extensions\\.partialclone|remote\\..*\\.(promisor|url))$"])
+    .catch(() => "");
+  const urls = new Map<string, string>();
+  let named: string | undefined;
+  let promisor: string | undefined;
   for (const line of lines.split("\n")) {
-    const match = /^remote\.(.+)\.promisor (true|yes|on|1)$/i.exec(line);
-    if (match) return match[1];
+    const space = line.indexOf(" ");
+    const key = line.slice(0, space).toLowerCase();
+    const value = line.slice(space + 1);
+    if (key === "extensions.partialclone") named ??= value;
+    const remote = /^remote\.(.+)\.(promisor|url)$/.exec(key);
+    if (remote?.[2] === "url" && !urls.has(remote[1] as string)) urls.set(remote[1] as string, value);
+    if (remote?.[2] === "promisor" && /^(true|yes|on|1)$/i.test(value)) promisor ??= remote[1];
   }
-  return undefined;
+  const name = named ?? promisor;
+  return { name, url: name === undefined ? undefined : urls.get(name) };
 }

@@ -35,7 +35,8 @@ export async function findRepoRoot(path: string, signal?: AbortSignal): Promise<
 
 /**
  * Locates `path` in its working tree before any expensive work, in one `git rev-parse`, which also
- * resolves the revision `verify` (to `RepoLocation.verified`) when given.
+ * resolves the revision `verify` (to `RepoLocation.verified`) when given. `beside` is called with the
+ * directory git runs in just before, to start other git work at the same time.
  *
  * Throws {@link BaselineError}: `ENOPATH` when `path` does not exist; `ENOTGITREPO` when it is not inside
  * a working tree or is in a bare repository; `EUNSAFEREPO` when git refuses the repository as owned by
@@ -43,12 +44,18 @@ export async function findRepoRoot(path: string, signal?: AbortSignal): Promise<
  * not inside the working tree git found for it (inside `.git`, or reached through a symlink); `EGIT` /
  * `EGITVERSION` when git cannot run or is older than 2.31.
  */
-export async function locateRepo(path: string, signal?: AbortSignal, verify?: string): Promise<RepoLocation> {
+export async function locateRepo(
+  path: string,
+  signal?: AbortSignal,
+  verify?: string,
+  beside?: (cwd: string) => void,
+): Promise<RepoLocation> {
   const absolute = resolve(path);
   const cwd = await gitCwdFor(absolute);
   if (cwd === undefined) {
     throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`);
   }
+  beside?.(cwd);
   const survey = await new GitAdapter(cwd, signal).survey(verify);
   if (survey.kind === "git-dir") {
     throw new BaselineError(

@@ -1,11 +1,6 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { join } from "node:path";
 import { BaselineError } from "./errors.js";
-import { type FetchSource, fetchRevision, userConfigFile } from "./fetch.js";
 import { GitAdapter } from "./git.js";
-import { FETCH_REPO_PREFIX } from "./layout.js";
-import { createPrivateRepo } from "./private-repo.js";
 import type { RepoLocation } from "./repo.js";
 
 /** The chosen baseline commit, and where its objects are. */
@@ -33,6 +28,9 @@ const LADDER = ["origin/HEAD", "origin/main", "origin/master"] as const;
  * - Without: the merge-base of HEAD with the branch's upstream, then with origin/HEAD, origin/main,
  *   origin/master. There is no fallback to HEAD itself.
  *
+ * `upstreamMergeBase`, when given, is the merge-base of HEAD with `@{upstream}` already being computed
+ * (the caller starts it next to `locateRepo`, so a cache hit waits for one git process, not two).
+ *
  * Throws {@link BaselineError}: `ENOCOMMITS`, `ESHALLOW`, `ENOBASE` (auto-detection), `EUNKNOWNBASE`
  * (explicit), `EFETCH` (the fetch of an explicit base failed). On failure no throwaway repository is left
  * behind.
@@ -41,6 +39,7 @@ export async function resolveBase(
   location: RepoLocation,
   base: string | undefined,
   signal?: AbortSignal,
+  upstreamMergeBase?: Promise<string | undefined>,
 ): Promise<ResolvedBase> {
   const git = new GitAdapter(location.root, signal);
   const objectDirs = [join(location.commonDir, "objects")];
@@ -66,7 +65,33 @@ export async function resolveBase(
       if (viaOrigin) return local(viaOrigin, `explicit --base=${base} (via origin/${base})`);
       tried.push(`origin/${base}`);
     }
-    return fetchFromOrigin(git, location, base, tried, signal);
+    const url = await git.remoteUrl("origin");
+    if (!url) {
+      throw new BaselineError(
+        "EUNKNOWNBASE",
+        `unknown base ${base}: tried ${tried.join(", ")} in ${location.root}, and there is no origin remote to fetch it from; pass a revision that exists`,
+      );
+    }
+    // Loaded only when a fetch happens: it brings simple-git.
+    const { fetchBase } = await import("./fetch.js");
+    const fetched = await fetchBase(location, { name: "origin", url }, base, signal).catch(
+      (error: unknown) => {
+        if (error instanceof BaselineError && error.code === "EUNKNOWNBASE") {
+          throw new BaselineError(
+            "EUNKNOWNBASE",
+            `unknown base ${base}: tried ${[...tried, `fetching ${base} from origin (${url})`].join(", ")}; ${error.message}`,
+            { cause: error },
+          );
+        }
+        throw error;
+      },
+    );
+    return {
+      commit: fetched.commit,
+      source: `explicit --base=${base} (fetched from origin)`,
+      objectDirs: [...objectDirs, fetched.objectDir],
+      release: fetched.release,
+    };
   }
 
   const head = location.verified;
@@ -84,7 +109,7 @@ export async function resolveBase(
       `${location.root} is a shallow clone, so the merge-base cannot be computed reliably; fetch the full history (actions/checkout: fetch-depth: 0, or run git fetch --unshallow) or pass an explicit base with --base`,
     );
   }
-  const upstream = await git.mergeBase(head, "@{upstream}");
+  const upstream = await (upstreamMergeBase ?? git.mergeBase(head, "@{upstream}"));
   if (upstream) return local(upstream, "merge-base with @{u}");
   for (const rung of LADDER) {
     const commit = await git.mergeBase(head, `refs/remotes/${rung}`);
@@ -111,65 +136,4 @@ function isFetchableRevision(rev: string): boolean {
     !rev.endsWith("/") &&
     !rev.endsWith(".")
   );
-}
-
-async function fetchFromOrigin(
-  git: GitAdapter,
-  location: RepoLocation,
-  base: string,
-  tried: string[],
-  signal: AbortSignal | undefined,
-): Promise<ResolvedBase> {
-  const url = await git.remoteUrl("origin");
-  if (!url) {
-    throw new BaselineError(
-      "EUNKNOWNBASE",
-      `unknown base ${base}: tried ${tried.join(", ")} in ${location.root}, and there is no origin remote to fetch it from; pass a revision that exists`,
-    );
-  }
-  const scratch = await mkdtemp(join(tmpdir(), FETCH_REPO_PREFIX));
-  const release = () => rm(scratch, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-  try {
-    const userObjects = join(location.commonDir, "objects");
-    // Borrow the user's objects read-only, so the fetch only transfers what is missing and the user's
-    // repository gains nothing.
-    await createPrivateRepo(scratch, { alternates: [userObjects], objectFormat: location.objectFormat });
-    let commit: string;
-    try {
-      commit = await fetchRevision(scratch, remoteOf(location, "origin", url), base, signal);
-    } catch (error) {
-      if (error instanceof BaselineError && error.code === "EUNKNOWNBASE") {
-        throw new BaselineError(
-          "EUNKNOWNBASE",
-          `unknown base ${base}: tried ${[...tried, `fetching ${base} from origin (${url})`].join(", ")}; ${error.message}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-    return {
-      commit,
-      source: `explicit --base=${base} (fetched from origin)`,
-      objectDirs: [userObjects, join(scratch, "objects")],
-      release,
-    };
-  } catch (error) {
-    await release();
-    throw error;
-  }
-}
-
-/**
- * How to name a remote for a fetch that runs in another directory: by name, so all its settings apply,
- * unless its URL is a relative path, which git would resolve against that other directory.
- */
-export function remoteOf(location: RepoLocation, name: string, url: string): FetchSource {
-  const userConfig = userConfigFile(location.commonDir);
-  if (url.includes("://") || isAbsolute(url)) return { userConfig, remote: name, url };
-  const colon = url.indexOf(":");
-  const slash = url.indexOf("/");
-  // scp-like "host:path"
-  if (colon > 0 && (slash < 0 || colon < slash)) return { userConfig, remote: name, url };
-  const absolute = resolve(location.root, url);
-  return { userConfig, remote: absolute, url: absolute };
 }

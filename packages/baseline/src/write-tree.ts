@@ -5,7 +5,7 @@ import { type CheckedTree, checkTrees, type ObjectToCheck, readSymlinkTargets } 
 import { CheckoutError, checkoutFiles } from "./checkout.js";
 import { BaselineError, writeError } from "./errors.js";
 import { privateGitEnvironment } from "./git-env.js";
-import { entryOid, entryPath, treePath } from "./index-file.js";
+import { entryOid, entryPath, type ParsedIndex, treePath } from "./index-file.js";
 import { createPrivateRepo, emptyDirectory, objectFormatOf } from "./private-repo.js";
 import { readTree, type TreeListing } from "./read-tree.js";
 
@@ -77,26 +77,32 @@ export async function writeTree(
   }
   const env = { ...privateGitEnvironment(gitDir, target), GIT_INDEX_FILE: join(gitDir, "index") };
   try {
+    const partial = source.completeObjects !== undefined;
+    const reading = readTree(commit, env, signal);
+    // The byte-for-byte check of the trees starts now (its git starts while read-tree runs) and runs
+    // while git writes the files; when it finds the tree hostile, the writing stops at once and its
+    // verdict is the error. A partial clone may lack the symlinks' blobs until they are fetched, so
+    // their targets are read afterwards there.
+    const checked: Promise<CheckedTree> = checkTrees(
+      commit,
+      env,
+      reading.then(({ index, symlinks }) => ({
+        trees: index.trees?.map((each) => ({ oid: each.oid, path: () => treePath(each) })),
+        symlinks: partial ? [] : symlinks.map((link) => linkToCheck(index, link)),
+      })),
+      signal,
+    );
+    checked.catch(() => {});
     let tree: TreeListing;
     try {
-      tree = await readTree(commit, env, signal);
+      tree = await reading;
     } catch (error) {
       // git refused the tree, or it holds a bad name: walking it byte for byte says precisely why.
       if (signal?.aborted || !(error instanceof BaselineError)) throw error;
-      await checkTrees(commit, env, undefined, [], signal);
+      await checkTrees(commit, env, { trees: undefined, symlinks: [] }, signal);
       throw error;
     }
     const { index } = tree;
-    const links: ObjectToCheck[] = tree.symlinks.map((link) => ({
-      oid: entryOid(index, link),
-      path: () => entryPath(index, link).toString("utf8"),
-    }));
-    const partial = source.completeObjects !== undefined;
-    // The byte-for-byte check of the trees runs while git writes; when it finds the tree hostile, the
-    // writing stops at once and its verdict is the error. A partial clone may lack the symlinks' blobs
-    // until they are fetched, so their targets are read afterwards there.
-    const trees = index.trees?.map((each) => ({ oid: each.oid, path: () => treePath(each) }));
-    const checked: Promise<CheckedTree> = checkTrees(commit, env, trees, partial ? [] : links, signal);
     const verdict = new AbortController();
     checked.catch((error: unknown) => verdict.abort(error));
     const total = tree.files.length + tree.symlinks.length;
@@ -120,7 +126,12 @@ export async function writeTree(
       throw error;
     }
     const symlinkTargets = partial
-      ? (await checked, await readSymlinkTargets(env, links, signal))
+      ? (await checked,
+        await readSymlinkTargets(
+          env,
+          tree.symlinks.map((link) => linkToCheck(index, link)),
+          signal,
+        ))
       : (await checked).symlinkTargets;
 
     // Last, so that no file or directory could have been written through one of them. Every directory
@@ -131,10 +142,10 @@ export async function writeTree(
       if (slash > 0) guarded(path, () => mkdirSync(absolute(path.subarray(0, slash)), { recursive: true }));
     }
     let written = tree.files.length;
-    for (const [i, link] of tree.symlinks.entries()) {
+    for (const link of tree.symlinks) {
       signal?.throwIfAborted();
       const path = entryPath(index, link);
-      const targetBytes = symlinkTargets.get((links[i] as ObjectToCheck).oid) as Buffer;
+      const targetBytes = symlinkTargets.get(entryOid(index, link)) as Buffer;
       guarded(path, () => symlinkSync(targetBytes, absolute(path)));
       options.onProgress?.(++written, total);
     }
@@ -145,6 +156,10 @@ export async function writeTree(
     // What remains is the `.git` marker: an empty directory.
     await emptyDirectory(gitDir).catch(() => {});
   }
+}
+
+function linkToCheck(index: ParsedIndex, link: number): ObjectToCheck {
+  return { oid: entryOid(index, link), path: () => entryPath(index, link).toString("utf8") };
 }
 
 /** Runs a filesystem write, turning its failure into a BaselineError that names the tree path. */
