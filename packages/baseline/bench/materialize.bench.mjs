@@ -85,7 +85,10 @@ function generateRepo(files, mb, commits) {
     const lines = [];
     let length = 0;
     while (length < size) {
-      const line = Array.from({ length: 8 }, () => `${WORDS[Math.floor(random() * WORDS.length)]}${Math.floor(random() * 1e4)}`).join(" ");
+      const line = Array.from(
+        { length: 8 },
+        () => `${WORDS[Math.floor(random() * WORDS.length)]}${Math.floor(random() * 1e4)}`,
+      ).join(" ");
       lines.push(line);
       length += line.length + 1;
     }
@@ -97,7 +100,9 @@ function generateRepo(files, mb, commits) {
   const data = (bytes) => `data ${Buffer.byteLength(bytes)}\n${bytes}\n`;
   let time = 1_700_000_000;
   const commit = (message, edits) => {
-    chunks.push(`commit refs/heads/main\ncommitter Bench <bench@example.com> ${time++} +0000\n${data(message)}`);
+    chunks.push(
+      `commit refs/heads/main\ncommitter Bench <bench@example.com> ${time++} +0000\n${data(message)}`,
+    );
     for (const edit of edits) chunks.push(edit);
   };
   const initial = [];
@@ -122,11 +127,18 @@ function generateRepo(files, mb, commits) {
       const lines = contents[i];
       if (!lines) continue;
       for (let k = 0; k < 3; k++) lines[Math.floor(random() * lines.length)] = text(40)[0];
-      edits.push(`M ${i % 20 === 0 ? "100755" : "100644"} inline ${paths[i]}\n${data(`${lines.join("\n")}\n`)}`);
+      edits.push(
+        `M ${i % 20 === 0 ? "100755" : "100644"} inline ${paths[i]}\n${data(`${lines.join("\n")}\n`)}`,
+      );
     }
     commit(`edit ${c}`, edits);
   }
-  execFileSync("git", ["fast-import", "--quiet"], { cwd: dir, env: gitEnv, input: chunks.join(""), maxBuffer: 1 << 30 });
+  execFileSync("git", ["fast-import", "--quiet"], {
+    cwd: dir,
+    env: gitEnv,
+    input: chunks.join(""),
+    maxBuffer: 1 << 30,
+  });
   git(dir, "repack", "-adf", "--depth=50", "--window=250", "--quiet");
   git(dir, "symbolic-ref", "HEAD", "refs/heads/main");
   // So the CLI hit exercises the auto-detection ladder: merge-base with origin/main.
@@ -165,7 +177,8 @@ async function alternate(contenders) {
       const ms = await time(async () => {
         made = await contenders[name].run(prepared);
       });
-      for (const dir of [made, prepared].flat()) if (typeof dir === "string") rmSync(dir, { recursive: true, force: true });
+      for (const dir of [made, prepared].flat())
+        if (typeof dir === "string") rmSync(dir, { recursive: true, force: true });
       if (round > 0) timings[name].push(ms);
     }
   }
@@ -186,7 +199,9 @@ async function measure(repo, base, kind) {
   const files = listing.length;
   const megabytes = listing.reduce((sum, line) => sum + (Number(line.split(/\s+/)[3]) || 0), 0) / 1048576;
   console.log(`\n${kind} repository ${repo}`);
-  console.log(`commit ${commit.slice(0, 7)}: ${files} entries, ${megabytes.toFixed(1)} MB; target ${target}; ${rounds} rounds`);
+  console.log(
+    `commit ${commit.slice(0, 7)}: ${files} entries, ${megabytes.toFixed(1)} MB; target ${target}; ${rounds} rounds`,
+  );
 
   const cold = await alternate({
     "cas-baseline (in-process, cold)": {
@@ -306,11 +321,14 @@ async function measurePartialClone(server) {
   return result;
 }
 
-const generated = generateRepo(Number(values.files), Number(values.mb), values.scaling ? 1 : Number(values.commits));
-const realRepos = [
-  ...values.repo,
-  ...(process.env.CAS_BENCH_REPOS ?? "").split(",").filter(Boolean),
-].map((path) => resolve(path));
+const generated = generateRepo(
+  Number(values.files),
+  Number(values.mb),
+  values.scaling ? 1 : Number(values.commits),
+);
+const realRepos = [...values.repo, ...(process.env.CAS_BENCH_REPOS ?? "").split(",").filter(Boolean)].map(
+  (path) => resolve(path),
+);
 
 const repositories = [
   await measure(
@@ -319,7 +337,8 @@ const repositories = [
     values.scaling ? "generated (one commit)" : `generated (${values.commits} commits, repacked with deltas)`,
   ),
 ];
-for (const repo of values.scaling ? [] : realRepos) repositories.push(await measure(repo, values.base ?? "HEAD", "real"));
+for (const repo of values.scaling ? [] : realRepos)
+  repositories.push(await measure(repo, values.base ?? "HEAD", "real"));
 const partialClone = values.scaling ? undefined : await measurePartialClone(generated);
 
 const emptyNode = run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]);

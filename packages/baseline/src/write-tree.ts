@@ -125,14 +125,11 @@ export async function writeTree(
       if (error instanceof CheckoutError) throw await explainCheckoutFailure(error, tree, env, absolute);
       throw error;
     }
-    const symlinkTargets = partial
-      ? (await checked,
-        await readSymlinkTargets(
-          env,
-          tree.symlinks.map((link) => linkToCheck(index, link)),
-          signal,
-        ))
-      : (await checked).symlinkTargets;
+    let symlinkTargets = (await checked).symlinkTargets;
+    if (partial) {
+      const links = tree.symlinks.map((link) => linkToCheck(index, link));
+      symlinkTargets = await readSymlinkTargets(env, links, signal);
+    }
 
     // Last, so that no file or directory could have been written through one of them. Every directory
     // they need exists before the first is created.
