@@ -47,11 +47,12 @@ const SLASH = 0x2f;
  * configuration and its `info/attributes` turns off eol conversion, `ident`, filters and re-encoding for
  * every path, whatever the tree's `.gitattributes` say), executables are created 0o755 and other files
  * 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped and
- * reported to `onSubmodule`, directories holding no file do not appear. Writes stay inside `target`: every
- * path component is checked before any file is written, git creates files exclusively and never writes
- * through a symlink, and symlinks are created only after every file and directory exists and after every
- * tree object has passed the byte-for-byte check (names, modes, duplicates). No object is fetched unless
- * `source.completeObjects` does it.
+ * reported to `onSubmodule`, directories holding no file do not appear. Writes stay inside `target`:
+ * git refuses a tree whose paths hold an empty, `.`, `..` or `.git` component before it writes anything,
+ * creates files exclusively and never writes through a symlink; symlinks are created by this function
+ * only after every file and directory exists and after every tree object has passed the byte-for-byte
+ * check (names, modes, duplicates), whose failure also stops git's writing at once. No object is fetched
+ * unless `source.completeObjects` does it.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository

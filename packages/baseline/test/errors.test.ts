@@ -69,6 +69,7 @@ describe("errors that say what happened", () => {
   for (const [label, target] of [
     ["empty", Buffer.alloc(0)],
     ["holding NUL", Buffer.from("a\0b")],
+    ["longer than any system allows", Buffer.alloc(5000, "a")],
   ] as const) {
     it(`refuses a symlink whose target is ${label} (EBADTREE)`, async () => {
       const { repo } = originAndClone();

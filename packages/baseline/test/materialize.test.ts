@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
+  existsSync,
   lstatSync,
   readdirSync,
   readFileSync,
@@ -141,6 +142,22 @@ describe("writing the tree", () => {
       expect(readFileSync(join(peer, "out", "lines.crlf"), "utf8")).toBe("one\r\ntwo\r\n");
       expect(readFileSync(join(peer, "out", "object.lfs"), "utf8")).toContain("LFS");
       expect(readFileSync(join(peer, "out", "stamp.id"), "utf8")).not.toBe("$Id$\n");
+    } finally {
+      rmSync(globalConfig, { force: true });
+    }
+  });
+
+  it("runs no program that the user's git configuration names (an fsmonitor hook)", async () => {
+    const { repo } = originAndClone();
+    const marker = join(makeTempDir("hook"), "ran");
+    const hook = join(makeTempDir("hook"), "fsmonitor.sh");
+    writeFileSync(hook, `#!/bin/sh\necho "$@" >> "${marker}"\n`, { mode: 0o755 });
+    const globalConfig = join(process.env.HOME as string, ".gitconfig");
+    writeFileSync(globalConfig, `[core]\n\tfsmonitor = ${hook}\n`);
+    try {
+      const result = await materializeBaseline({ path: repo.dir, cacheRoot: makeTempDir("cache") });
+      expect(readFileSync(join(result.dir, "src", "app.txt"), "utf8")).toBe("app v1\n");
+      expect(existsSync(marker)).toBe(false);
     } finally {
       rmSync(globalConfig, { force: true });
     }
