@@ -18,7 +18,8 @@
 // (`--filter=blob:none --no-checkout`, over file://) vs `git checkout -f main` in an identical one.
 //
 //   node bench/materialize.bench.mjs [--files 5000] [--mb 30] [--commits 200] [--rounds 7] [--target DIR]
-//                                    [--repo PATH]... [--base REV] [--scaling] [--keep] [--json FILE]
+//                                    [--repo PATH]... [--base REV] [--scaling] [--skip-partial] [--keep]
+//                                    [--json FILE]
 //
 // --scaling measures only the generated repository in-process (and its RSS), for the root report's
 // table of 1k/10k/50k files. --keep keeps the generated repository (its path is printed). --json also
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     repo: { type: "string", multiple: true, default: [] },
     base: { type: "string" },
     scaling: { type: "boolean", default: false },
+    "skip-partial": { type: "boolean", default: false },
     keep: { type: "boolean" },
     json: { type: "string" },
   },
@@ -67,7 +69,7 @@ const WORDS = ["alpha", "beta", "gamma", "delta", "const", "return", "function",
 /**
  * Generates a repository with `git fast-import`: `files` files totalling about `mb` MB (nested dirs,
  * symlinks, executables), then `commits - 1` commits that each rewrite a few lines of 40 random files,
- * then a full repack with deep deltas. Its work tree stays empty (the benchmark reads commits only).
+ * then a full repack with deep deltas (with more than one commit). Its work tree stays empty (the benchmark reads commits only).
  */
 function generateRepo(files, mb, commits) {
   const dir = mkdtempSync(join(tmpdir(), "cas-baseline-bench-repo-"));
@@ -139,7 +141,9 @@ function generateRepo(files, mb, commits) {
     input: chunks.join(""),
     maxBuffer: 1 << 30,
   });
-  git(dir, "repack", "-adf", "--depth=50", "--window=250", "--quiet");
+  // A real repository's pack: deep deltas found with a wide window (a one-commit repository has nothing
+  // to delta against, so fast-import's own pack is left as it is).
+  if (commits > 1) git(dir, "repack", "-adf", "--depth=50", "--window=250", "--quiet");
   git(dir, "symbolic-ref", "HEAD", "refs/heads/main");
   // So the CLI hit exercises the auto-detection ladder: merge-base with origin/main.
   git(dir, "update-ref", "refs/remotes/origin/main", "HEAD");
@@ -339,7 +343,8 @@ const repositories = [
 ];
 for (const repo of values.scaling ? [] : realRepos)
   repositories.push(await measure(repo, values.base ?? "HEAD", "real"));
-const partialClone = values.scaling ? undefined : await measurePartialClone(generated);
+const partialClone =
+  values.scaling || values["skip-partial"] ? undefined : await measurePartialClone(generated);
 
 const emptyNode = run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]);
 const emptyNodeRssMb = Number(emptyNode.stdout) / 1024;

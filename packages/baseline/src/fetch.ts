@@ -29,22 +29,12 @@ export interface FetchSource {
 }
 
 /**
- * Settings for every fetch: no background maintenance or gc (they would repack and prune), no commit
- * graph, no submodules, no prompts beyond the user's own choice (`GIT_TERMINAL_PROMPT`, see git-env.ts).
+ * The configuration of every fetch: the user's repository configuration, and no commit graph (the
+ * private repository is thrown away). The flags below add: no tags, no submodules, and no background
+ * maintenance (which would run gc).
  */
 function fetchConfig(source: FetchSource): string[] {
-  return [
-    "-c",
-    `include.path=${source.userConfig}`,
-    "-c",
-    "maintenance.auto=false",
-    "-c",
-    "gc.auto=0",
-    "-c",
-    "fetch.writeCommitGraph=false",
-    "-c",
-    "fetch.recurseSubmodules=false",
-  ];
+  return ["-c", `include.path=${source.userConfig}`, "-c", "fetch.writeCommitGraph=false"];
 }
 
 const FETCH_FLAGS = ["--no-tags", "--no-auto-maintenance", "--recurse-submodules=no", "--quiet"];
