@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
@@ -20,8 +20,10 @@ const FILES = 120;
 /**
  * A "server" repository that serves partial clones (as GitHub does), holding two commits that differ in
  * every file, and a blobless clone of it over file://, which has the blobs of the second commit only.
+ * Every fetch from it, by anyone with the clone's configuration, runs the clone's `uploadpack` wrapper,
+ * which logs one line into `fetchLog`: a count that no environment variable can hide.
  */
-function bloblessClone(): { server: string; clone: string; first: string; second: string } {
+function bloblessClone(): { server: string; clone: string; first: string; second: string; fetchLog: string } {
   const server = join(makeTempDir("server"), "server.git");
   execFileSync("git", ["init", "--quiet", "--bare", "--initial-branch=main", server]);
   git(server, "config", "uploadpack.allowFilter", "true");
@@ -38,7 +40,17 @@ function bloblessClone(): { server: string; clone: string; first: string; second
   // gc, maintenance and the like must be provoked, not prevented, to prove that nothing runs them.
   git(clone, "config", "gc.auto", "1");
   git(clone, "config", "maintenance.auto", "true");
-  return { server, clone, first, second };
+  const fetchLog = join(makeTempDir("fetches"), "log");
+  const wrapper = join(makeTempDir("upload-pack"), "upload-pack");
+  writeFileSync(wrapper, `#!/bin/sh\necho fetch >> "${fetchLog}"\nexec git-upload-pack "$@"\n`, {
+    mode: 0o755,
+  });
+  git(clone, "config", "remote.origin.uploadpack", wrapper);
+  return { server, clone, first, second, fetchLog };
+}
+
+function fetchesIn(log: string): number {
+  return existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean).length : 0;
 }
 
 /** The git commands that ran, from a GIT_TRACE2_EVENT file: one name per process. */
@@ -70,7 +82,7 @@ function missingObjects(repo: string, commit: string): number {
 
 describe("a blobless partial clone", () => {
   it("fetches the missing blobs in one fetch, runs no gc or maintenance, and leaves the repository byte for byte unchanged", async () => {
-    const { clone, first } = bloblessClone();
+    const { clone, first, fetchLog } = bloblessClone();
     expect(missingObjects(clone, first)).toBe(FILES);
     const before = snapshotFiles(clone);
     const cacheRoot = makeTempDir("cache");
@@ -79,6 +91,7 @@ describe("a blobless partial clone", () => {
       materializeBaseline({ path: clone, base: first, cacheRoot }),
     );
 
+    expect(fetchesIn(fetchLog)).toBe(1);
     expect(commands.filter((name) => name === "fetch")).toHaveLength(1);
     expect(commands).not.toContain("gc");
     expect(commands).not.toContain("maintenance");
@@ -92,10 +105,11 @@ describe("a blobless partial clone", () => {
   });
 
   it("fetches nothing when the clone already has every blob of the tree", async () => {
-    const { clone, second } = bloblessClone();
+    const { clone, second, fetchLog } = bloblessClone();
     const { result, commands } = await traced(() =>
       materializeBaseline({ path: clone, base: second, cacheRoot: makeTempDir("cache") }),
     );
+    expect(fetchesIn(fetchLog)).toBe(0);
     expect(commands).not.toContain("fetch");
     expect(readFileSync(join(result.dir, "dir0", "file0.txt"), "utf8")).toBe("second version of 0\n");
   });
