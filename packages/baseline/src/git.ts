@@ -132,5 +132,3 @@ async function requireNewerGit(signal: AbortSignal | undefined): Promise<never> 
   await checkGitVersion(signal);
   throw new BaselineError("EGITVERSION", "git ignored --path-format=absolute; upgrade git to 2.31 or later");
 }
-
-export { GitCommandError };

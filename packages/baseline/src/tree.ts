@@ -10,16 +10,11 @@ const BACKSLASH = 0x5c;
 const DOT = 0x2e;
 
 /**
- * What git makes of a tree entry's mode (its `canon_mode`): any regular-file mode is a file, executable
- * when the owner's execute bit is set (so `100664` and `100600` are plain files, as git checks them out);
- * `120000` a symlink; any directory mode a tree (`40000` or zero-padded `040000`); anything else a
- * gitlink, that is a submodule. Undefined for a mode git itself rejects as malformed (not octal).
+ * What git makes of a tree entry's mode bits (its `canon_mode`): any regular-file mode is a file,
+ * executable when the owner's execute bit is set (so `100664` and `100600` are plain files, as git checks
+ * them out); `120000` a symlink; any directory mode a tree (`40000` or zero-padded `040000`); anything
+ * else a gitlink, that is a submodule. A mode that is not octal digits git rejects as malformed.
  */
-export function kindOfMode(mode: string): EntryKind | undefined {
-  if (!/^[0-7]{1,7}$/.test(mode)) return undefined;
-  return kindOfBits(Number.parseInt(mode, 8));
-}
-
 function kindOfBits(bits: number): EntryKind {
   switch (bits & 0o170000) {
     case 0o100000:
@@ -35,7 +30,7 @@ function kindOfBits(bits: number): EntryKind {
 
 /**
  * Validates the body of a tree object (`<mode> <name>\0<raw oid>` repeated): every mode must be one git
- * can read ({@link kindOfMode}), every name must pass {@link checkEntryName}, and no name may appear
+ * can read ({@link kindOfBits}), every name must pass {@link checkEntryName}, and no name may appear
  * twice, which is how a tree would smuggle a path through a symlink (a symlink `a` beside a tree `a`).
  * `oidBytes` is 20 for SHA-1, 32 for SHA-256; `where` is the tree's path (empty for the root), decoded only
  * for a message; `onSubtree` receives each subtree's name and id. Throws {@link BaselineError} `EBADTREE`.
