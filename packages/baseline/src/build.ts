@@ -71,7 +71,7 @@ export async function buildBaseline(
       build: async (staging, context) => {
         await build(staging, context.signal);
         // The slot's mtime is its last use: make it the moment of publication, not of the first mkdir.
-        await touchDirectory(staging);
+        touchDirectory(staging);
       },
       // The slot only ever appears by a whole-tree rename, so a directory there is complete.
       adopt: () => isDirectory(slot),

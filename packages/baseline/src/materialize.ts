@@ -86,7 +86,7 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
       // Touch first, then look: the touch is what keeps a concurrent prune away from the slot (it
       // re-reads the mtime after moving a slot to trash and puts back one touched meanwhile), and a slot
       // pruned just before the touch is simply a miss.
-      if (await touchDirectory(slot)) {
+      if (touchDirectory(slot)) {
         return { ...located(slot), ...described, persistent: true, cache: "hit" };
       }
     }

@@ -1,4 +1,4 @@
-import { realpath, stat } from "node:fs/promises";
+import { realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { BaselineError } from "./errors.js";
 import { GitAdapter } from "./git.js";
@@ -27,7 +27,7 @@ export interface RepoLocation {
  * a git that cannot run (`EGIT`) or is too old (`EGITVERSION`).
  */
 export async function findRepoRoot(path: string, signal?: AbortSignal): Promise<string | undefined> {
-  const cwd = await gitCwdFor(resolve(path));
+  const cwd = gitCwdFor(resolve(path));
   if (cwd === undefined) return undefined;
   const survey = await new GitAdapter(cwd, signal).survey();
   return survey.kind === "work-tree" ? survey.topLevel : undefined;
@@ -51,7 +51,7 @@ export async function locateRepo(
   beside?: (cwd: string) => void,
 ): Promise<RepoLocation> {
   const absolute = resolve(path);
-  const cwd = await gitCwdFor(absolute);
+  const cwd = gitCwdFor(absolute);
   if (cwd === undefined) {
     throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`);
   }
@@ -71,7 +71,7 @@ export async function locateRepo(
   }
   if (survey.kind === "refused") throw refusal(absolute, survey.refusal);
   // git reports the real path of the top level; compare like with like (macOS /tmp is /private/tmp).
-  const real = await realpath(absolute);
+  const real = realpathSync.native(absolute);
   const root = resolve(survey.topLevel);
   const relativePath = relative(root, real);
   if (relativePath === ".." || relativePath.startsWith(`..${sep}`) || isAbsolute(relativePath)) {
@@ -109,8 +109,10 @@ function refusal(path: string, stderr: string): BaselineError {
 }
 
 /** The directory to run git in for `path`: itself when a directory, its parent for a file. */
-async function gitCwdFor(path: string): Promise<string | undefined> {
-  const stats = await stat(path).catch(() => undefined);
-  if (!stats) return undefined;
-  return stats.isDirectory() ? path : dirname(path);
+function gitCwdFor(path: string): string | undefined {
+  try {
+    return statSync(path).isDirectory() ? path : dirname(path);
+  } catch {
+    return undefined;
+  }
 }
