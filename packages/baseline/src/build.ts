@@ -5,7 +5,7 @@ import { StageError, stage } from "@cas-stage/cas";
 import { isDirectory, touchDirectory } from "./directory.js";
 import { BaselineError, messageOf } from "./errors.js";
 import { baselinesDir, slotPath, TEMP_BASELINE_PREFIX } from "./layout.js";
-import { partialCloneCompleter } from "./partial-clone.js";
+import { isPartialClone } from "./promisor-pack.js";
 import type { RepoLocation } from "./repo.js";
 import type { ResolvedBase } from "./resolve.js";
 import { writeTree } from "./write-tree.js";
@@ -36,7 +36,10 @@ export async function buildBaseline(
   request: BuildRequest,
 ): Promise<{ dir: string; cache: "built" | "adopted" | "temp" }> {
   const { location, resolved, cacheRoot, signal } = request;
-  const completeObjects = await partialCloneCompleter(location, resolved.objectDirs, signal);
+  // The partial-clone machinery (and the fetch code it brings) is loaded only for a partial clone.
+  const completeObjects = (await isPartialClone(resolved.objectDirs))
+    ? await (await import("./partial-clone.js")).partialCloneCompleter(location, signal)
+    : undefined;
   const build = (target: string, buildSignal: AbortSignal | undefined) =>
     writeTree({ commit: resolved.commit, objectDirs: resolved.objectDirs, completeObjects }, target, {
       onSubmodule: request.onSubmodule,

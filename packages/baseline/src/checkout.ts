@@ -43,7 +43,7 @@ export class CheckoutError extends Error {
 /** Fewer files than this go to one process: starting a second costs more than it saves. */
 const MIN_FILES_PER_PROCESS = 256;
 /** A batch's size, so progress moves and the processes finish together on large trees. */
-const FILES_PER_BATCH = 4096;
+const FILES_PER_BATCH = 8192;
 /** Processes at once: one per core, as inflating objects and writing files is CPU work. */
 const MAX_PROCESSES = 8;
 

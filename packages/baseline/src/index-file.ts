@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { BaselineError } from "./errors.js";
 
 /**
@@ -158,7 +157,11 @@ function readCacheTree(bytes: Buffer, start: number, end: number, oidBytes: numb
 
 /**
  * An index holding the entries `entries` (numbers, in the index's order) of `source`, with a fresh
- * header and hash: what one checkout-index process is given.
+ * header: what one checkout-index process is given.
+ *
+ * Its trailing hash is left as zeros, git's own marker for an index written without one
+ * (`index.skipHash`, git 2.40); older git does not verify the hash when it reads an index (only fsck
+ * does), so both read it, and no SHA-1 of the whole index is computed for nothing.
  */
 export function subIndex(source: ParsedIndex, entries: ArrayLike<number>): Buffer {
   const { starts, ends, oidBytes } = source;
@@ -168,6 +171,7 @@ export function subIndex(source: ParsedIndex, entries: ArrayLike<number>): Buffe
     size += (ends[entry] as number) - (starts[entry] as number);
   }
   const index = Buffer.allocUnsafe(size + oidBytes);
+  index.fill(0, size);
   index.write("DIRC", 0, "latin1");
   index.writeUInt32BE(source.version, 4);
   index.writeUInt32BE(entries.length, 8);
@@ -179,10 +183,6 @@ export function subIndex(source: ParsedIndex, entries: ArrayLike<number>): Buffe
     for (i++; i < entries.length && entries[i] === last + 1; i++) last++;
     at += source.bytes.copy(index, at, starts[first], ends[last]);
   }
-  createHash(oidBytes === 32 ? "sha256" : "sha1")
-    .update(index.subarray(0, size))
-    .digest()
-    .copy(index, size);
   return index;
 }
 

@@ -1,5 +1,3 @@
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { BaselineError } from "./errors.js";
 import { fetchObjects, remoteOf } from "./fetch.js";
 import { GitAdapter } from "./git.js";
@@ -16,18 +14,14 @@ import type { TreeSource } from "./write-tree.js";
  */
 
 /**
- * When any of `objectDirs` belongs to a partial clone (it holds a `.promisor` pack), returns the
- * `completeObjects` step of {@link TreeSource} that fetches what the tree lacks from the promisor remote;
- * otherwise undefined (a missing object is then an error). Throws {@link BaselineError} `EFETCH` when
- * the repository is a partial clone without a usable promisor remote.
+ * The `completeObjects` step of {@link TreeSource} for a partial clone (see `isPartialClone`): it finds
+ * the blobs the tree lacks and fetches them from the promisor remote in one batch. The step throws
+ * {@link BaselineError} `EFETCH` when the fetch fails or there is no promisor remote to fetch from.
  */
-export async function partialCloneCompleter(
+export function partialCloneCompleter(
   location: RepoLocation,
-  objectDirs: readonly string[],
   signal?: AbortSignal,
-): Promise<TreeSource["completeObjects"]> {
-  const partial = await Promise.all(objectDirs.map(hasPromisorPack));
-  if (!partial.includes(true)) return undefined;
+): NonNullable<TreeSource["completeObjects"]> {
   // Looked up while the tree is read; needed only once blobs turn out to be missing.
   const remote = promisorRemote(new GitAdapter(location.root, signal));
   remote.catch(() => {});
@@ -66,11 +60,6 @@ async function missingBlobs(
     if (line.endsWith(" missing")) missing.push(line.slice(0, line.indexOf(" ")));
   }
   return missing;
-}
-
-async function hasPromisorPack(objectDir: string): Promise<boolean> {
-  const names = await readdir(join(objectDir, "pack")).catch(() => [] as string[]);
-  return names.some((name) => name.endsWith(".promisor"));
 }
 
 /**
