@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import { touchDirectory } from "./directory.js";
-import { GitAdapter } from "./git.js";
 import { slotPath } from "./layout.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
@@ -68,13 +67,11 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
   signal?.throwIfAborted();
   // One git process locates the repository and resolves the base (or HEAD for the ladder); without a
   // base, the first rung of the ladder runs beside it, so a cache hit waits for one git process.
-  let upstream: Promise<string | undefined> | undefined;
-  const location = await locateRepo(options.path, signal, options.base ?? "HEAD", (cwd) => {
-    if (options.base !== undefined) return;
-    upstream = new GitAdapter(cwd, signal).mergeBase("HEAD", "@{upstream}");
-    upstream.catch(() => {});
+  const location = await locateRepo(options.path, signal, {
+    verify: options.base ?? "HEAD",
+    upstream: options.base === undefined,
   });
-  const resolved = await resolveBase(location, options.base, signal, upstream);
+  const resolved = await resolveBase(location, options.base, signal);
   try {
     const { commit } = resolved;
     const described = { commit, rev: commit.slice(0, 7), source: resolved.source };

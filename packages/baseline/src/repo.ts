@@ -1,7 +1,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { BaselineError } from "./errors.js";
-import { GitAdapter } from "./git.js";
+import { GitAdapter, type RepoSurvey } from "./git.js";
 
 /** Where a user's path sits: its working tree, and what git needs to read the repository. */
 export interface RepoLocation {
@@ -17,6 +17,8 @@ export interface RepoLocation {
   objectFormat: "sha1" | "sha256";
   /** The commit that the `verify` revision given to {@link locateRepo} names, if it names one. */
   verified: string | undefined;
+  /** The merge-base of HEAD with `@{upstream}` (undefined when there is none), when it was asked for. */
+  upstream?: Promise<string | undefined> | undefined;
 }
 
 /**
@@ -33,10 +35,51 @@ export async function findRepoRoot(path: string, signal?: AbortSignal): Promise<
   return survey.kind === "work-tree" ? survey.topLevel : undefined;
 }
 
+/** What {@link locateRepo} is asked besides the path. */
+export interface LocateRequest {
+  /** A revision to resolve to a commit in the same `rev-parse` (`RepoLocation.verified`). */
+  verify?: string | undefined;
+  /** Also start `git merge-base HEAD @{upstream}` beside it (`RepoLocation.upstream`). */
+  upstream?: boolean | undefined;
+}
+
+/** The git processes of one locate, started. */
+interface Started {
+  key: string;
+  cwd: string | undefined;
+  survey: Promise<RepoSurvey> | undefined;
+  upstream: Promise<string | undefined> | undefined;
+}
+
+/** A locate started ahead by {@link startLocating}, which the next matching {@link locateRepo} takes. */
+let headStart: Started | undefined;
+
+/**
+ * Starts now the git processes that a later {@link locateRepo} with the same path and request needs.
+ * The CLI calls it before loading the rest of the package, so git's start-up overlaps module loading on
+ * the path of a cache hit. Errors surface in that later call; nothing else observes the head start.
+ */
+export function startLocating(path: string, request: LocateRequest): void {
+  headStart = start(resolve(path), request, undefined);
+}
+
+function start(absolute: string, request: LocateRequest, signal: AbortSignal | undefined): Started {
+  const key = JSON.stringify([absolute, request.verify ?? null, request.upstream ?? false]);
+  const cwd = gitCwdFor(absolute);
+  if (cwd === undefined) return { key, cwd, survey: undefined, upstream: undefined };
+  const git = new GitAdapter(cwd, signal);
+  const survey = git.survey(request.verify);
+  const upstream = request.upstream ? git.mergeBase("HEAD", "@{upstream}") : undefined;
+  // Awaited (or deliberately ignored) later; never an unhandled rejection meanwhile.
+  survey.catch(() => {});
+  upstream?.catch(() => {});
+  return { key, cwd, survey, upstream };
+}
+
 /**
  * Locates `path` in its working tree before any expensive work, in one `git rev-parse`, which also
- * resolves the revision `verify` (to `RepoLocation.verified`) when given. `beside` is called with the
- * directory git runs in just before, to start other git work at the same time.
+ * resolves `request.verify` to a commit; with `request.upstream`, the merge-base of HEAD with the
+ * branch's upstream is computed beside it, so a caller that needs both waits for one git process.
  *
  * Throws {@link BaselineError}: `ENOPATH` when `path` does not exist; `ENOTGITREPO` when it is not inside
  * a working tree or is in a bare repository; `EUNSAFEREPO` when git refuses the repository as owned by
@@ -47,16 +90,20 @@ export async function findRepoRoot(path: string, signal?: AbortSignal): Promise<
 export async function locateRepo(
   path: string,
   signal?: AbortSignal,
-  verify?: string,
-  beside?: (cwd: string) => void,
+  request: LocateRequest = {},
 ): Promise<RepoLocation> {
   const absolute = resolve(path);
-  const cwd = gitCwdFor(absolute);
-  if (cwd === undefined) {
+  const ahead = headStart;
+  headStart = undefined;
+  const started =
+    ahead?.key === JSON.stringify([absolute, request.verify ?? null, request.upstream ?? false])
+      ? ahead
+      : start(absolute, request, signal);
+  if (started.survey === undefined) {
     throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`);
   }
-  beside?.(cwd);
-  const survey = await new GitAdapter(cwd, signal).survey(verify);
+  const survey = await started.survey;
+  signal?.throwIfAborted();
   if (survey.kind === "git-dir") {
     throw new BaselineError(
       "EOUTSIDEREPO",
@@ -87,6 +134,7 @@ export async function locateRepo(
     shallow: survey.shallow,
     objectFormat: survey.objectFormat,
     verified: survey.commit,
+    upstream: started.upstream,
   };
 }
 

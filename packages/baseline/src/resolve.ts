@@ -28,8 +28,8 @@ const LADDER = ["origin/HEAD", "origin/main", "origin/master"] as const;
  * - Without: the merge-base of HEAD with the branch's upstream, then with origin/HEAD, origin/main,
  *   origin/master. There is no fallback to HEAD itself.
  *
- * `upstreamMergeBase`, when given, is the merge-base of HEAD with `@{upstream}` already being computed
- * (the caller starts it next to `locateRepo`, so a cache hit waits for one git process, not two).
+ * `location.upstream`, when set, is the merge-base of HEAD with `@{upstream}` already being computed
+ * (`locateRepo` starts it beside its own git process, so a cache hit waits for one git process).
  *
  * Throws {@link BaselineError}: `ENOCOMMITS`, `ESHALLOW`, `ENOBASE` (auto-detection), `EUNKNOWNBASE`
  * (explicit), `EFETCH` (the fetch of an explicit base failed). On failure no throwaway repository is left
@@ -39,7 +39,6 @@ export async function resolveBase(
   location: RepoLocation,
   base: string | undefined,
   signal?: AbortSignal,
-  upstreamMergeBase?: Promise<string | undefined>,
 ): Promise<ResolvedBase> {
   const git = new GitAdapter(location.root, signal);
   const objectDirs = [join(location.commonDir, "objects")];
@@ -109,7 +108,7 @@ export async function resolveBase(
       `${location.root} is a shallow clone, so the merge-base cannot be computed reliably; fetch the full history (actions/checkout: fetch-depth: 0, or run git fetch --unshallow) or pass an explicit base with --base`,
     );
   }
-  const upstream = await (upstreamMergeBase ?? git.mergeBase(head, "@{upstream}"));
+  const upstream = await (location.upstream ?? git.mergeBase(head, "@{upstream}"));
   if (upstream) return local(upstream, "merge-base with @{u}");
   for (const rung of LADDER) {
     const commit = await git.mergeBase(head, `refs/remotes/${rung}`);
