@@ -1,90 +1,155 @@
 import { type BatchObject, CatFileBatch, readObjects } from "./cat-file.js";
 import { BaselineError } from "./errors.js";
-import { checkTree } from "./tree.js";
+import type { IndexTree, ParsedIndex } from "./index-file.js";
+import { checkEntryName, checkTree } from "./tree.js";
 
-/** A tree or symlink to read, with its path for messages (made only when needed). */
-export interface ObjectToCheck {
+/**
+ * Is the tree sound? A hostile tree can hold what git's own reading hides: a name with `/` (read as two
+ * components), a name with `\`, or a name twice (git keeps one, so a symlink beside a directory of the
+ * same name silently disappears). Two ways to answer:
+ *
+ * - {@link indexMatchesTrees}, fast, from what `git read-tree` already produced: the index (what git
+ *   made of the tree) against its cache-tree extension (counted by git from the tree objects themselves).
+ * - {@link checkTrees}, slow, reading every tree object byte for byte; it names the bad entry, and runs
+ *   whenever the fast answer is not a plain yes.
+ */
+
+/** A symlink to read, with its path for messages (made only when needed). */
+export interface LinkToRead {
   oid: string;
   path: () => string;
-}
-
-/** What reading every tree object of a commit byte for byte found. */
-export interface CheckedTree {
-  /** The target of every symlink asked about, by blob id: non-empty, without NUL. */
-  symlinkTargets: Map<string, Buffer>;
 }
 
 /** The longest symlink target accepted; longer ones cannot be created on any common system anyway. */
 const MAX_SYMLINK_TARGET = 4096;
 
-/** The trees and symlinks of a commit to check, once known. */
-export interface ObjectsToCheck {
-  /** Every tree of the commit (the index's cache-tree extension), or undefined when not known. */
-  trees: readonly ObjectToCheck[] | undefined;
-  symlinks: readonly ObjectToCheck[];
+const SLASH = 0x2f;
+const BACKSLASH = 0x5c;
+
+/**
+ * True when the index is exactly the flattening of the tree objects it was read from, which holds only
+ * for a sound tree; false otherwise, or when the cache-tree extension cannot tell (then ask
+ * {@link checkTrees}).
+ *
+ * Why it is enough: `read-tree` refuses `.`, `..`, `.git` and empty components, so what it can hide is a
+ * name holding `/` or `\` and a repeated name. No path holds a backslash (checked here). The cache-tree
+ * records, for every tree object, how many entries it holds at any depth and its subtrees by name, counted
+ * from the objects; the index lists the paths git wrote. A repeated name makes the index hold fewer
+ * entries than the objects counted; a name with `/` files an entry under a directory whose tree object
+ * does not hold it (or that no tree object is). So: the root's count must equal the index's size, and
+ * for every tree, its entries must be a contiguous run of the index whose paths all start with the
+ * tree's path, whose deeper paths lead only into its recorded subtrees, each such run exactly as long as
+ * the subtree's count, and every non-empty subtree visited once. An empty subtree holds nothing to write;
+ * only its name is checked.
+ */
+export function indexMatchesTrees(index: ParsedIndex): boolean {
+  const root = index.trees;
+  if (root === undefined) return false;
+  if (pathsHoldBackslash(index)) return false;
+  const { bytes, pathStarts, pathEnds } = index;
+  const visited = new Set<IndexTree>();
+
+  /** Walks `tree`'s run, starting at entry `start`, paths prefixed by `prefix` bytes of entry `owner`. */
+  const walk = (tree: IndexTree, start: number, owner: number, prefix: number): number => {
+    const end = start + tree.entryCount;
+    if (end > index.count) return -1;
+    const prefixStart = pathStarts[owner] as number;
+    let byName: Map<string, IndexTree> | undefined;
+    for (let i = start; i < end; ) {
+      const pathStart = pathStarts[i] as number;
+      const pathEnd = pathEnds[i] as number;
+      if (
+        prefix > 0 &&
+        (pathEnd - pathStart <= prefix ||
+          bytes.compare(bytes, prefixStart, prefixStart + prefix, pathStart, pathStart + prefix) !== 0)
+      ) {
+        return -1;
+      }
+      let slash = pathStart + prefix;
+      while (slash < pathEnd && bytes[slash] !== SLASH) slash++;
+      if (slash === pathEnd) {
+        i++;
+        continue;
+      }
+      const nameStart = pathStart + prefix;
+      let child: IndexTree | undefined;
+      if (tree.subtrees.length <= 8) {
+        child = tree.subtrees.find(
+          (sub) => bytes.compare(sub.name, 0, sub.name.length, nameStart, slash) === 0,
+        );
+      } else {
+        byName ??= new Map(tree.subtrees.map((sub) => [sub.name.toString("latin1"), sub]));
+        child = byName.get(bytes.toString("latin1", nameStart, slash));
+      }
+      if (child === undefined || visited.has(child)) return -1;
+      visited.add(child);
+      i = walk(child, i, i, slash + 1 - pathStart);
+      if (i < 0) return -1;
+    }
+    for (const sub of tree.subtrees) {
+      if (visited.has(sub)) continue;
+      if (sub.entryCount > 0) return -1;
+      try {
+        checkEntryName(sub.name, "");
+      } catch {
+        return -1;
+      }
+    }
+    return end;
+  };
+  return walk(root, 0, 0, 0) === index.count;
+}
+
+/** Whether any path of the index holds a backslash (found with one pass over the whole index). */
+function pathsHoldBackslash(index: ParsedIndex): boolean {
+  const { bytes, count, pathStarts, pathEnds } = index;
+  let entry = 0;
+  for (let at = bytes.indexOf(BACKSLASH); at >= 0 && entry < count; at = bytes.indexOf(BACKSLASH, at + 1)) {
+    while (entry < count && (pathEnds[entry] as number) <= at) entry++;
+    if (entry < count && at >= (pathStarts[entry] as number)) return true;
+  }
+  return false;
 }
 
 /**
- * Reads the raw bytes of every tree object of `commit` and checks each with {@link checkTree} (names,
- * modes, no duplicate names), then reads the targets of `symlinks` and checks that each is a non-empty
- * blob without NUL. This is the check that nothing else can replace: git's own listings print a name
- * that holds `/` as if it were two names.
+ * Reads every tree object of `commit`, level by level from the root, and checks each byte for byte with
+ * {@link checkTree} (modes, names, no name twice). Resolves when the tree is sound.
  *
- * `objects` may still be coming (git starts at once): when its `trees` are known, they are asked for in
- * one buffered batch; otherwise the trees are walked level by level from the root.
- *
- * Throws {@link BaselineError} `EBADTREE` for a hostile or corrupt tree or symlink, `EGIT` when git lacks
- * an object or fails; what `objects` rejects with; `signal.reason` when aborted. `env` is the private
- * repository's environment.
+ * Throws {@link BaselineError} `EBADTREE` naming the bad entry, `EGIT` when git lacks an object or fails;
+ * `signal.reason` when aborted. `env` is the private repository's environment.
  */
 export async function checkTrees(
   commit: string,
   env: NodeJS.ProcessEnv,
-  objects: ObjectsToCheck | Promise<ObjectsToCheck>,
   signal?: AbortSignal,
-): Promise<CheckedTree> {
+): Promise<void> {
   const oidBytes = commit.length === 64 ? 32 : 20;
-  const root = { oid: `${commit}^{tree}`, path: () => "" };
-  // Every tree known: one buffered batch, checked synchronously as it streams in.
-  let unique: ObjectToCheck[] = [];
-  let links: ObjectToCheck[] = [];
-  const known = Promise.resolve(objects);
-  const symlinkTargets = new Map<string, Buffer>();
-  let index = 0;
-  await readObjects(
-    known.then(({ trees, symlinks }) => {
-      if (trees === undefined) return [];
-      unique = dedupe(trees.length > 0 ? trees : [root]);
-      links = dedupe(symlinks);
-      return [...unique, ...links].map((object) => object.oid);
-    }),
-    { env, signal },
-    (object) => {
-      const request =
-        index < unique.length
-          ? (unique[index] as ObjectToCheck)
-          : (links[index - unique.length] as ObjectToCheck);
-      if (index++ < unique.length) checkTreeObject(object, request, oidBytes);
-      else symlinkTargets.set(object.oid, checkTarget(object, request));
-    },
-  );
-  const { trees, symlinks } = await known;
-  if (trees !== undefined) return { symlinkTargets };
-  // Level by level from the root: each level is one round trip to git.
   const batch = new CatFileBatch({ env, signal });
   try {
     const seen = new Set<string>();
-    for (let level = [root]; level.length > 0; ) {
+    for (let level = [{ oid: `${commit}^{tree}`, path: "" }]; level.length > 0; ) {
       batch.request(level.map((tree) => tree.oid));
-      const next: ObjectToCheck[] = [];
+      const next: typeof level = [];
       for (const tree of level) {
         const header = await batch.readHeader();
-        const body = header.type === "missing" ? Buffer.alloc(0) : await batch.readBody(header.size);
-        checkTreeObject({ ...header, body }, tree, oidBytes, (name, oid) => {
+        if (header.type === "missing") {
+          throw new BaselineError(
+            "EGIT",
+            `git cannot read tree ${tree.path || "/"} (${header.oid}); is the repository complete?`,
+          );
+        }
+        if (header.type !== "tree") {
+          await batch.skipBody(header.size);
+          throw new BaselineError(
+            "EBADTREE",
+            `tree entry ${tree.path || "/"} is a ${header.type}, not a tree`,
+          );
+        }
+        checkTree(await batch.readBody(header.size), oidBytes, tree.path, (name, oid) => {
           if (seen.has(oid)) return;
           seen.add(oid);
-          const parent = tree.path;
-          next.push({ oid, path: () => [parent(), name.toString("utf8")].filter(Boolean).join("/") });
+          const text = name.toString("utf8");
+          next.push({ oid, path: tree.path ? `${tree.path}/${text}` : text });
         });
       }
       level = next;
@@ -92,33 +157,38 @@ export async function checkTrees(
   } finally {
     batch.close();
   }
-  return { symlinkTargets: await readSymlinkTargets(env, symlinks, signal) };
 }
 
-function checkTreeObject(
-  object: BatchObject,
-  tree: ObjectToCheck,
-  oidBytes: number,
-  onSubtree?: (name: Buffer, oid: string) => void,
-): void {
+/**
+ * Reads the targets of `symlinks` with one `git cat-file --batch` and checks each: a blob, not empty, no
+ * NUL, at most 4,096 bytes. Returns them by blob id. Throws {@link BaselineError} `EBADTREE` naming the
+ * symlink, `EGIT` when git lacks the blob; `signal.reason` when aborted.
+ */
+export async function readSymlinkTargets(
+  env: NodeJS.ProcessEnv,
+  symlinks: readonly LinkToRead[],
+  signal?: AbortSignal,
+): Promise<Map<string, Buffer>> {
+  const seen = new Set<string>();
+  const links = symlinks.filter((link) => !seen.has(link.oid) && seen.add(link.oid) !== undefined);
+  const targets = new Map<string, Buffer>();
+  let index = 0;
+  await readObjects(
+    links.map((link) => link.oid),
+    { env, signal },
+    (object) => {
+      const link = links[index++] as LinkToRead;
+      targets.set(link.oid, checkTarget(object, link));
+    },
+  );
+  return targets;
+}
+
+function checkTarget(object: BatchObject, link: LinkToRead): Buffer {
   if (object.type === "missing") {
     throw new BaselineError(
       "EGIT",
-      `git cannot read tree ${tree.path() || "/"} (${object.oid}); is the repository complete?`,
-    );
-  }
-  if (object.type !== "tree") {
-    throw new BaselineError("EBADTREE", `tree entry ${tree.path() || "/"} is a ${object.type}, not a tree`);
-  }
-  checkTree(object.body, oidBytes, tree.path, onSubtree);
-}
-
-/** A symlink's target, checked: a non-empty blob without NUL, short enough for any system. */
-function checkTarget(object: BatchObject, link: ObjectToCheck): Buffer {
-  if (object.type === "missing") {
-    throw new BaselineError(
-      "EGIT",
-      `git cannot read symlink ${link.path()} (${object.oid}); is the repository complete?`,
+      `git cannot read symlink ${link.path()} (${link.oid}); is the repository complete?`,
     );
   }
   const reason =
@@ -134,32 +204,4 @@ function checkTarget(object: BatchObject, link: ObjectToCheck): Buffer {
   if (reason !== undefined)
     throw new BaselineError("EBADTREE", `symlink ${link.path()} ${reason}: refusing to write it`);
   return Buffer.from(object.body);
-}
-
-/**
- * Reads and checks the targets of `symlinks` with a cat-file of its own, for when they could not be read
- * with the trees (a partial clone fetches them in between). Throws like {@link checkTrees}.
- */
-export async function readSymlinkTargets(
-  env: NodeJS.ProcessEnv,
-  symlinks: readonly ObjectToCheck[],
-  signal?: AbortSignal,
-): Promise<Map<string, Buffer>> {
-  if (symlinks.length === 0) return new Map();
-  const links = dedupe(symlinks);
-  const targets = new Map<string, Buffer>();
-  let index = 0;
-  await readObjects(
-    links.map((link) => link.oid),
-    { env, signal },
-    (object) => {
-      targets.set(object.oid, checkTarget(object, links[index++] as ObjectToCheck));
-    },
-  );
-  return targets;
-}
-
-function dedupe(objects: readonly ObjectToCheck[]): ObjectToCheck[] {
-  const seen = new Set<string>();
-  return objects.filter((object) => !seen.has(object.oid) && seen.add(object.oid) !== undefined);
 }

@@ -28,16 +28,18 @@ export interface ParsedIndex {
   modes: Int32Array;
   pathStarts: Int32Array;
   pathEnds: Int32Array;
-  /** Every tree of the commit, or undefined when the cache-tree extension is missing or incomplete. */
-  trees: IndexTree[] | undefined;
+  /** The commit's root tree and all below it, or undefined when the cache-tree extension is unusable. */
+  trees: IndexTree | undefined;
 }
 
-/** A tree the index was made from, as its cache-tree extension records it. */
+/** A tree the index was made from, as its cache-tree extension records it (counted from the objects). */
 export interface IndexTree {
-  oid: string;
   /** Its name in its parent (empty for the root), and its parent. */
   name: Buffer;
   parent: IndexTree | undefined;
+  /** How many entries (files, symlinks, gitlinks) lie in it, at any depth. */
+  entryCount: number;
+  subtrees: IndexTree[];
 }
 
 const HEADER = 12;
@@ -108,49 +110,49 @@ export function treePath(tree: IndexTree): string {
 }
 
 /**
- * The trees of the cache-tree ("TREE") extension, which `git read-tree` of a single tree fills
- * completely: each entry is a path component, NUL, the entry count, a space, the subtree count, LF, and
- * the tree's id, in depth-first order. Undefined when absent or when any tree is invalidated.
+ * The cache-tree ("TREE") extension as a tree, which `git read-tree` of a single tree fills completely
+ * from the tree objects themselves: each record is a path component, NUL, the entry count, a space, the
+ * subtree count, LF, and the tree's id, depth first. Undefined when absent, malformed, or when any tree
+ * is invalidated (entry count -1, no id).
  */
-function readCacheTree(bytes: Buffer, start: number, end: number, oidBytes: number): IndexTree[] | undefined {
+function readCacheTree(bytes: Buffer, start: number, end: number, oidBytes: number): IndexTree | undefined {
   for (let at = start; at + 8 <= end; ) {
     const size = bytes.readUInt32BE(at + 4);
     if (bytes.toString("latin1", at, at + 4) !== "TREE") {
       at += 8 + size;
       continue;
     }
-    const trees: IndexTree[] = [];
+    let root: IndexTree | undefined;
     // Each open directory, and how many of its subtrees are still to come.
     const open: IndexTree[] = [];
     const left: number[] = [];
     const stop = Math.min(at + 8 + size, end);
     for (let p = at + 8; p < stop; ) {
       const nul = bytes.indexOf(0, p);
-      if (nul < 0 || nul >= stop) return undefined;
-      // "<entry count> <subtree count>\n": an invalidated tree has entry count -1 and no id.
+      if (nul < 0 || nul >= stop || bytes[nul + 1] === 0x2d) return undefined;
       let q = nul + 1;
-      if (bytes[q] === 0x2d) return undefined;
-      while (q < stop && bytes[q] !== 0x20) q++;
-      let subtrees = 0;
-      for (q++; q < stop && bytes[q] !== 0x0a; q++) subtrees = subtrees * 10 + (bytes[q] as number) - 0x30;
+      let entryCount = 0;
+      for (; q < stop && bytes[q] !== 0x20; q++) entryCount = entryCount * 10 + (bytes[q] as number) - 0x30;
+      let subtreeCount = 0;
+      for (q++; q < stop && bytes[q] !== 0x0a; q++)
+        subtreeCount = subtreeCount * 10 + (bytes[q] as number) - 0x30;
       if (q + 1 + oidBytes > stop) return undefined;
       const parent = open.at(-1);
-      const tree: IndexTree = {
-        oid: bytes.toString("hex", q + 1, q + 1 + oidBytes),
-        name: bytes.subarray(p, nul),
-        parent,
-      };
-      if (parent) left[left.length - 1] = (left.at(-1) as number) - 1;
-      trees.push(tree);
+      const tree: IndexTree = { name: bytes.subarray(p, nul), entryCount, subtrees: [], parent };
+      if (parent) {
+        parent.subtrees.push(tree);
+        left[left.length - 1] = (left.at(-1) as number) - 1;
+      } else if (root === undefined) root = tree;
+      else return undefined;
       open.push(tree);
-      left.push(subtrees);
+      left.push(subtreeCount);
       while (left.length > 0 && left.at(-1) === 0) {
         open.pop();
         left.pop();
       }
       p = q + 1 + oidBytes;
     }
-    return trees;
+    return open.length === 0 ? root : undefined;
   }
   return undefined;
 }

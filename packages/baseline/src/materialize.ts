@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { touchDirectory } from "./directory.js";
+import { isDirectory, touchDirectory } from "./directory.js";
+import { isObjectId } from "./git.js";
 import { slotPath } from "./layout.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
@@ -65,6 +66,10 @@ export interface BaselineResult {
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
   signal?.throwIfAborted();
+  // A build is certain when there is no cache, or when the base is a commit id whose slot is missing:
+  // then the build's code loads while git runs. Otherwise it loads only on a miss: a hit never pays.
+  const building = buildIsCertain(options) ? import("./build.js") : undefined;
+  building?.catch(() => {});
   // One git process locates the repository and resolves the base (or HEAD for the ladder); without a
   // base, the first rung of the ladder runs beside it, so a cache hit waits for one git process.
   const location = await locateRepo(options.path, signal, {
@@ -87,8 +92,7 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
         return { ...located(slot), ...described, persistent: true, cache: "hit" };
       }
     }
-    // Everything a build needs is loaded only now: a hit never pays for it.
-    const { buildBaseline } = await import("./build.js");
+    const { buildBaseline } = await (building ?? import("./build.js"));
     const built = await buildBaseline({
       location,
       resolved,
@@ -101,6 +105,13 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
   } finally {
     await resolved.release();
   }
+}
+
+/** Whether a call will build, as far as can be told before git runs. */
+function buildIsCertain(options: MaterializeOptions): boolean {
+  if (options.cacheRoot === undefined) return true;
+  const base = options.base?.toLowerCase();
+  return isObjectId(base) && !isDirectory(slotPath(options.cacheRoot, base));
 }
 
 function warnAboutSubmodule(path: string): void {

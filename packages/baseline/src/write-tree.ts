@@ -1,11 +1,11 @@
 import { closeSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CatFileBatch } from "./cat-file.js";
-import { type CheckedTree, checkTrees, type ObjectToCheck, readSymlinkTargets } from "./check-trees.js";
+import { checkTrees, indexMatchesTrees, readSymlinkTargets } from "./check-trees.js";
 import { CheckoutError, checkoutFiles } from "./checkout.js";
 import { BaselineError, writeError } from "./errors.js";
 import { privateGitEnvironment } from "./git-env.js";
-import { entryOid, entryPath, type ParsedIndex, treePath } from "./index-file.js";
+import { entryOid, entryPath } from "./index-file.js";
 import { createPrivateRepo, emptyDirectory, objectFormatOf } from "./private-repo.js";
 import { readTree, type TreeListing } from "./read-tree.js";
 
@@ -38,21 +38,20 @@ const SLASH = 0x2f;
  * marker directory at its root.
  *
  * How: `target/.git` first serves as a git directory of the cache's own (`private-repo.ts`) that borrows
- * the objects read-only. `git read-tree` writes the tree's index there (`read-tree.ts`); several
- * `git checkout-index` processes write its regular files (`checkout.ts`) while every tree object is
- * checked byte for byte (`check-trees.ts`); symlinks are created last, by this function; `target/.git`
+ * the objects read-only. `git read-tree` writes the tree's index there (`read-tree.ts`); the tree is
+ * proven sound before anything is written (`check-trees.ts`); several `git checkout-index` processes
+ * write its regular files (`checkout.ts`); symlinks are created last, by this function; `target/.git`
  * is then emptied.
  *
  * Guarantees: every regular file holds the blob's exact bytes (the private repository reads no
  * configuration and its `info/attributes` turns off eol conversion, `ident`, filters and re-encoding for
  * every path, whatever the tree's `.gitattributes` say), executables are created 0o755 and other files
  * 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped and
- * reported to `onSubmodule`, directories holding no file do not appear. Writes stay inside `target`:
- * git refuses a tree whose paths hold an empty, `.`, `..` or `.git` component before it writes anything,
- * creates files exclusively and never writes through a symlink; symlinks are created by this function
- * only after every file and directory exists and after every tree object has passed the byte-for-byte
- * check (names, modes, duplicates), whose failure also stops git's writing at once. No object is fetched
- * unless `source.completeObjects` does it.
+ * reported to `onSubmodule`, directories holding no file do not appear. Before anything is written, the
+ * tree is proven sound: no name that is empty, `.`, `..`, `.git` in any case, or holds `/` or `\`, no name
+ * twice, no mode git cannot read (`check-trees.ts`). Writes stay inside `target`: git creates files
+ * exclusively and never writes through a symlink, and symlinks are created by this function only after
+ * every file and directory exists. No object is fetched unless `source.completeObjects` does it.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository
@@ -78,40 +77,33 @@ export async function writeTree(
   }
   const env = { ...privateGitEnvironment(gitDir, target), GIT_INDEX_FILE: join(gitDir, "index") };
   try {
-    const partial = source.completeObjects !== undefined;
-    const reading = readTree(commit, env, signal);
-    // The byte-for-byte check of the trees starts now (its git starts while read-tree runs) and runs
-    // while git writes the files; when it finds the tree hostile, the writing stops at once and its
-    // verdict is the error. A partial clone may lack the symlinks' blobs until they are fetched, so
-    // their targets are read afterwards there.
-    const checked: Promise<CheckedTree> = checkTrees(
-      commit,
-      env,
-      reading.then(({ index, symlinks }) => ({
-        trees: index.trees?.map((each) => ({ oid: each.oid, path: () => treePath(each) })),
-        symlinks: partial ? [] : symlinks.map((link) => linkToCheck(index, link)),
-      })),
-      signal,
-    );
-    checked.catch(() => {});
     let tree: TreeListing;
     try {
-      tree = await reading;
+      tree = await readTree(commit, env, signal);
     } catch (error) {
       // git refused the tree, or it holds a bad name: walking it byte for byte says precisely why.
       if (signal?.aborted || !(error instanceof BaselineError)) throw error;
-      await checkTrees(commit, env, { trees: undefined, symlinks: [] }, signal);
+      await checkTrees(commit, env, signal);
       throw error;
     }
     const { index } = tree;
+    // Is the tree sound? Usually the index and its cache-tree say so at once; otherwise every tree object
+    // is read, which names the bad entry (or finds the tree sound after all).
+    if (!indexMatchesTrees(index)) await checkTrees(commit, env, signal);
+    if (source.completeObjects) {
+      const blobs = [...tree.files, ...tree.symlinks].map((entry) => entryOid(index, entry));
+      await source.completeObjects(gitDir, env, blobs);
+    }
+    // The symlinks' targets are read and checked while git writes the files; a bad one stops it.
+    const links = tree.symlinks.map((link) => ({
+      oid: entryOid(index, link),
+      path: () => entryPath(index, link).toString("utf8"),
+    }));
+    const targets = readSymlinkTargets(env, links, signal);
     const verdict = new AbortController();
-    checked.catch((error: unknown) => verdict.abort(error));
+    targets.catch((error: unknown) => verdict.abort(error));
     const total = tree.files.length + tree.symlinks.length;
     try {
-      if (source.completeObjects) {
-        const blobs = [...tree.files, ...tree.symlinks].map((entry) => entryOid(index, entry));
-        await source.completeObjects(gitDir, env, blobs);
-      }
       await checkoutFiles(index, tree.files, {
         target,
         gitDir,
@@ -122,15 +114,11 @@ export async function writeTree(
       });
     } catch (error) {
       signal?.throwIfAborted();
-      await checked;
+      await targets;
       if (error instanceof CheckoutError) throw await explainCheckoutFailure(error, tree, env, absolute);
       throw error;
     }
-    let symlinkTargets = (await checked).symlinkTargets;
-    if (partial) {
-      const links = tree.symlinks.map((link) => linkToCheck(index, link));
-      symlinkTargets = await readSymlinkTargets(env, links, signal);
-    }
+    const symlinkTargets = await targets;
 
     // Last, so that no file or directory could have been written through one of them. Every directory
     // they need exists before the first is created.
@@ -154,10 +142,6 @@ export async function writeTree(
     // What remains is the `.git` marker: an empty directory.
     await emptyDirectory(gitDir).catch(() => {});
   }
-}
-
-function linkToCheck(index: ParsedIndex, link: number): ObjectToCheck {
-  return { oid: entryOid(index, link), path: () => entryPath(index, link).toString("utf8") };
 }
 
 /** Runs a filesystem write, turning its failure into a BaselineError that names the tree path. */

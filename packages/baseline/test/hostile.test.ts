@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
 import {
   commitTree,
+  gitBytes,
   hashBlob,
   listTree,
   makeTempDir,
@@ -83,6 +84,34 @@ describe("hostile trees", () => {
     expect(error.code).toBe("EBADTREE");
     expect(error.message).toContain("path through a symlink");
     expect(readdirSync(outside)).toEqual([]);
+  });
+
+  it("rejects a name holding '/' that leads into a real directory of the same name", async () => {
+    const { repo } = originAndClone();
+    const inner = rawTree(repo.dir, [
+      { mode: "100644", name: "real.txt", oid: hashBlob(repo.dir, "real\n") },
+    ]);
+    const root = rawTree(repo.dir, [
+      { mode: "100644", name: "a/smuggled.txt", oid: hashBlob(repo.dir, "smuggled\n") },
+      { mode: "40000", name: "a", oid: inner },
+    ]);
+    const { error } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
+    expect(error.code).toBe("EBADTREE");
+    expect(error.message).toContain("path separator");
+  });
+
+  it("rejects an empty directory with a bad name, though nothing would be written for it", async () => {
+    const { repo } = originAndClone();
+    const emptyTree = gitBytes(repo.dir, ["hash-object", "-w", "-t", "tree", "--stdin"], "")
+      .toString()
+      .trim();
+    const root = rawTree(repo.dir, [
+      { mode: "40000", name: "..", oid: emptyTree },
+      { mode: "100644", name: "fine.txt", oid: hashBlob(repo.dir, "fine\n") },
+    ]);
+    const { error } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
+    expect(error.code).toBe("EBADTREE");
+    expect(error.message).toContain('the name ".."');
   });
 
   it("rejects an entry whose mode git cannot read either", async () => {
