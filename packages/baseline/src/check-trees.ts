@@ -49,41 +49,35 @@ export function indexMatchesTrees(index: ParsedIndex): boolean {
   const { bytes, pathStarts, pathEnds } = index;
   const visited = new Set<IndexTree>();
 
-  /** Walks `tree`'s run, starting at entry `start`, paths prefixed by `prefix` bytes of entry `owner`. */
-  const walk = (tree: IndexTree, start: number, owner: number, prefix: number): number => {
+  /**
+   * Walks `tree`'s run of entries from `start`; every path in it starts with the first `prefix` bytes of
+   * entry `start`'s path (the tree's path and a slash). Returns the run's end, or -1.
+   */
+  const walk = (tree: IndexTree, start: number, prefix: number): number => {
     const end = start + tree.entryCount;
     if (end > index.count) return -1;
-    const prefixStart = pathStarts[owner] as number;
+    // In bytewise order the paths that share a prefix are contiguous: when the run's first and last
+    // paths hold the tree's prefix, every path between them does.
+    if (prefix > 0) {
+      const first = pathStarts[start] as number;
+      const last = pathStarts[end - 1] as number;
+      if ((pathEnds[end - 1] as number) - last <= prefix) return -1;
+      for (let k = 0; k < prefix; k++) if (bytes[first + k] !== bytes[last + k]) return -1;
+    }
     let byName: Map<string, IndexTree> | undefined;
     for (let i = start; i < end; ) {
-      const pathStart = pathStarts[i] as number;
+      const nameStart = (pathStarts[i] as number) + prefix;
       const pathEnd = pathEnds[i] as number;
-      if (
-        prefix > 0 &&
-        (pathEnd - pathStart <= prefix ||
-          bytes.compare(bytes, prefixStart, prefixStart + prefix, pathStart, pathStart + prefix) !== 0)
-      ) {
-        return -1;
-      }
-      let slash = pathStart + prefix;
+      let slash = nameStart;
       while (slash < pathEnd && bytes[slash] !== SLASH) slash++;
       if (slash === pathEnd) {
         i++;
         continue;
       }
-      const nameStart = pathStart + prefix;
-      let child: IndexTree | undefined;
-      if (tree.subtrees.length <= 8) {
-        child = tree.subtrees.find(
-          (sub) => bytes.compare(sub.name, 0, sub.name.length, nameStart, slash) === 0,
-        );
-      } else {
-        byName ??= new Map(tree.subtrees.map((sub) => [sub.name.toString("latin1"), sub]));
-        child = byName.get(bytes.toString("latin1", nameStart, slash));
-      }
+      const child = subtreeNamed(tree, nameStart, slash);
       if (child === undefined || visited.has(child)) return -1;
       visited.add(child);
-      i = walk(child, i, i, slash + 1 - pathStart);
+      i = walk(child, i, slash + 1 - (pathStarts[i] as number));
       if (i < 0) return -1;
     }
     for (const sub of tree.subtrees) {
@@ -96,8 +90,25 @@ export function indexMatchesTrees(index: ParsedIndex): boolean {
       }
     }
     return end;
+
+    /** The subtree of `tree` named by `bytes[from, to)`. */
+    function subtreeNamed(tree: IndexTree, from: number, to: number): IndexTree | undefined {
+      const { subtrees } = tree;
+      if (subtrees.length > 8) {
+        byName ??= new Map(subtrees.map((sub) => [sub.name.toString("latin1"), sub]));
+        return byName.get(bytes.toString("latin1", from, to));
+      }
+      for (const sub of subtrees) {
+        const { name } = sub;
+        if (name.length !== to - from) continue;
+        let k = 0;
+        while (k < name.length && name[k] === bytes[from + k]) k++;
+        if (k === name.length) return sub;
+      }
+      return undefined;
+    }
   };
-  return walk(root, 0, 0, 0) === index.count;
+  return walk(root, 0, 0) === index.count;
 }
 
 /** Whether any path of the index holds a backslash (found with one pass over the whole index). */

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { writeError } from "./errors.js";
@@ -17,6 +17,8 @@ export interface CheckoutOptions {
   makeDirectory: (path: Buffer) => void;
   /** Called as batches of files complete, with the count so far. */
   onWritten?: ((written: number) => void) | undefined;
+  /** Called once, when the first git processes are running: the caller's own work can overlap them. */
+  onStarted?: (() => void) | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -89,15 +91,20 @@ export async function checkoutFiles(
   const stopSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   let next = 0;
   let written = 0;
+  const firstWave = Math.min(processes, batches.length);
   const worker = async () => {
     while (next < batches.length && !stopSignal.aborted) {
       const number = next++;
       const batch = batches[number] as Int32Array;
       const indexFile = join(options.gitDir, `index.${number}`);
-      await writeFile(indexFile, subIndex(index, batch)).catch((error: unknown) => {
+      try {
+        writeFileSync(indexFile, subIndex(index, batch));
+      } catch (error) {
         throw writeError(`.git/index.${number}`, error);
-      });
-      await checkoutBatch(indexFile, options, stopSignal);
+      }
+      const running = checkoutBatch(indexFile, options, stopSignal);
+      if (number + 1 === firstWave) options.onStarted?.();
+      await running;
       written += batch.length;
       options.onWritten?.(written);
     }

@@ -39,19 +39,21 @@ const SLASH = 0x2f;
  *
  * How: `target/.git` first serves as a git directory of the cache's own (`private-repo.ts`) that borrows
  * the objects read-only. `git read-tree` writes the tree's index there (`read-tree.ts`); the tree is
- * proven sound before anything is written (`check-trees.ts`); several `git checkout-index` processes
- * write its regular files (`checkout.ts`); symlinks are created last, by this function; `target/.git`
+ * proven sound (`check-trees.ts`) while several `git checkout-index` processes write its regular files
+ * (`checkout.ts`); symlinks are created last, by this function; `target/.git`
  * is then emptied.
  *
  * Guarantees: every regular file holds the blob's exact bytes (the private repository reads no
  * configuration and its `info/attributes` turns off eol conversion, `ident`, filters and re-encoding for
  * every path, whatever the tree's `.gitattributes` say), executables are created 0o755 and other files
  * 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped and
- * reported to `onSubmodule`, directories holding no file do not appear. Before anything is written, the
- * tree is proven sound: no name that is empty, `.`, `..`, `.git` in any case, or holds `/` or `\`, no name
- * twice, no mode git cannot read (`check-trees.ts`). Writes stay inside `target`: git creates files
- * exclusively and never writes through a symlink, and symlinks are created by this function only after
- * every file and directory exists. No object is fetched unless `source.completeObjects` does it.
+ * reported to `onSubmodule`, directories holding no file do not appear. The tree is proven sound (no name
+ * that is empty, `.`, `..`, `.git` in any case, or holds `/` or a backslash, no name twice, no mode git
+ * cannot read: `check-trees.ts`) while git writes the regular files and before any symlink is created; an
+ * unsound tree stops the writing and fails. Writes stay inside `target` whatever the tree: git refuses
+ * paths with an empty, `.`, `..` or `.git` component when it reads the tree, creates files exclusively
+ * and never writes through a symlink, and symlinks are created by this function only after every file and
+ * directory exists. No object is fetched unless `source.completeObjects` does it.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository
@@ -87,9 +89,6 @@ export async function writeTree(
       throw error;
     }
     const { index } = tree;
-    // Is the tree sound? Usually the index and its cache-tree say so at once; otherwise every tree object
-    // is read, which names the bad entry (or finds the tree sound after all).
-    if (!indexMatchesTrees(index)) await checkTrees(commit, env, signal);
     if (source.completeObjects) {
       const blobs = [...tree.files, ...tree.symlinks].map((entry) => entryOid(index, entry));
       await source.completeObjects(gitDir, env, blobs);
@@ -102,6 +101,14 @@ export async function writeTree(
     const targets = readSymlinkTargets(env, links, signal);
     const verdict = new AbortController();
     targets.catch((error: unknown) => verdict.abort(error));
+    // Is the tree sound? Usually the index and its cache-tree say so at once; otherwise every tree object
+    // is read, which names the bad entry (or finds the tree sound after all). This runs while git writes
+    // the regular files, which is safe (see above); an unsound tree stops the writing at once.
+    let soundness: Promise<void> | undefined;
+    const checkSoundness = () => {
+      soundness ??= indexMatchesTrees(index) ? Promise.resolve() : checkTrees(commit, env, signal);
+      soundness.catch((error: unknown) => verdict.abort(error));
+    };
     const total = tree.files.length + tree.symlinks.length;
     try {
       await checkoutFiles(index, tree.files, {
@@ -110,10 +117,15 @@ export async function writeTree(
         env,
         makeDirectory: (path) => guarded(path, () => mkdirSync(absolute(path), { recursive: true })),
         onWritten: (written) => options.onProgress?.(written, total),
+        onStarted: checkSoundness,
         signal: signal ? AbortSignal.any([signal, verdict.signal]) : verdict.signal,
       });
+      checkSoundness();
+      await soundness;
     } catch (error) {
       signal?.throwIfAborted();
+      checkSoundness();
+      await soundness;
       await targets;
       if (error instanceof CheckoutError) throw await explainCheckoutFailure(error, tree, env, absolute);
       throw error;
