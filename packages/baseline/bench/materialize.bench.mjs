@@ -277,15 +277,20 @@ async function measure(repo, base, kind) {
     );
   }
 
-  // Peak RSS of one cold materialization in a fresh process.
+  // Peak RSS of one cold materialization in a fresh process; the median of three, since a process's
+  // peak can jump by tens of megabytes now and then whatever it runs (an empty node process too).
   const probe = `
 import { materializeBaseline } from ${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)};
 await materializeBaseline({ path: process.argv[1], base: process.argv[2], cacheRoot: process.argv[3], onSubmodule: () => {} });
 console.log(process.resourceUsage().maxRSS);`;
-  const rssRoot = fresh();
-  const child = run(process.execPath, ["--input-type=module", "-e", probe, repo, commit, rssRoot]);
-  rmSync(rssRoot, { recursive: true, force: true });
-  row.peakRssMb = Number(child.stdout) / 1024;
+  const peaks = [];
+  for (let i = 0; i < 3; i++) {
+    const rssRoot = fresh();
+    const child = run(process.execPath, ["--input-type=module", "-e", probe, repo, commit, rssRoot]);
+    rmSync(rssRoot, { recursive: true, force: true });
+    peaks.push(Number(child.stdout) / 1024);
+  }
+  row.peakRssMb = median(peaks);
   console.log(`  peak RSS of a cold materialization (fresh process): ${row.peakRssMb.toFixed(1)} MB`);
   return row;
 }
@@ -346,8 +351,11 @@ for (const repo of values.scaling ? [] : realRepos)
 const partialClone =
   values.scaling || values["skip-partial"] ? undefined : await measurePartialClone(generated);
 
-const emptyNode = run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]);
-const emptyNodeRssMb = Number(emptyNode.stdout) / 1024;
+const emptyNodeRssMb = median(
+  [0, 1, 2].map(
+    () => Number(run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]).stdout) / 1024,
+  ),
+);
 console.log(`\nan empty node process peaks at ${emptyNodeRssMb.toFixed(1)} MB`);
 
 if (values.json) {
