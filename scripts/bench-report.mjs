@@ -53,7 +53,10 @@ const table = (head, rows) => [row(head), row(head.map(() => "---")), ...rows.ma
 
 /** The rows of one repository of the baseline benchmark, with the goals of issue 9. */
 function baselineRows(repo, emptyNodeRssMb) {
-  const name = `${repo.kind.startsWith("generated") ? "generated" : `real: ${basename(repo.repo)}`} (${repo.files.toLocaleString("en-US")} files, ${repo.megabytes.toFixed(0)} MB)`;
+  const real = !repo.kind.startsWith("generated");
+  const name = `${real ? `real: ${basename(repo.repo)}` : "generated"} (${repo.files.toLocaleString("en-US")} files, ${repo.megabytes.toFixed(0)} MB)`;
+  // The issue sets the cold goals for real repositories; a generated row shows its ratio only.
+  const goal = (text, ok) => (real ? [text, met(ok)] : ["— (goal for real repositories)", ""]);
   return [
     [
       name,
@@ -62,8 +65,7 @@ function baselineRows(repo, emptyNodeRssMb) {
       "`git archive \\| tar -x`",
       ms(repo.archiveMs),
       ratio(repo.coldMs / repo.archiveMs),
-      "≤ 0.8×",
-      met(repo.coldMs <= 0.8 * repo.archiveMs),
+      ...goal("≤ 0.8×", repo.coldMs <= 0.8 * repo.archiveMs),
     ],
     [
       "",
@@ -72,8 +74,7 @@ function baselineRows(repo, emptyNodeRssMb) {
       "`git read-tree` + `checkout-index` (temp index)",
       ms(repo.checkoutIndexMs),
       ratio(repo.coldMs / repo.checkoutIndexMs),
-      "≤ 0.8×",
-      met(repo.coldMs <= 0.8 * repo.checkoutIndexMs),
+      ...goal("≤ 0.8×", repo.coldMs <= 0.8 * repo.checkoutIndexMs),
     ],
     [
       "",
@@ -82,8 +83,7 @@ function baselineRows(repo, emptyNodeRssMb) {
       "`git archive \\| tar -x`, whole process",
       ms(repo.cliArchiveMs),
       ratio(repo.cliColdMs / repo.cliArchiveMs),
-      "≤ 1.1×",
-      met(repo.cliColdMs <= 1.1 * repo.cliArchiveMs),
+      ...goal("≤ 1.1×", repo.cliColdMs <= 1.1 * repo.cliArchiveMs),
     ],
     [
       "",
