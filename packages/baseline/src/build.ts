@@ -37,11 +37,11 @@ export async function buildBaseline(
 ): Promise<{ dir: string; cache: "built" | "adopted" | "temp" }> {
   const { location, resolved, cacheRoot, signal } = request;
   // The partial-clone machinery (and the fetch code it brings) is loaded only for a partial clone.
-  const completeObjects = (await isPartialClone(resolved.objectDirs))
-    ? await (await import("./partial-clone.js")).partialCloneCompleter(location, signal)
+  const partial = (await isPartialClone(resolved.objectDirs))
+    ? (await import("./partial-clone.js")).partialCloneFetcher(location, signal)
     : undefined;
   const build = (target: string, buildSignal: AbortSignal | undefined) =>
-    writeTree({ commit: resolved.commit, objectDirs: resolved.objectDirs, completeObjects }, target, {
+    writeTree({ commit: resolved.commit, objectDirs: resolved.objectDirs, partial }, target, {
       onSubmodule: request.onSubmodule,
       onProgress: request.onProgress,
       signal: buildSignal,

@@ -3,7 +3,7 @@ import { fetchObjects, remoteOf } from "./fetch.js";
 import { GitAdapter } from "./git.js";
 import { runGit } from "./git-process.js";
 import type { RepoLocation } from "./repo.js";
-import type { TreeSource } from "./write-tree.js";
+import type { PartialCloneFetcher } from "./write-tree.js";
 
 /**
  * Partial clones (`git clone --filter=blob:none`) lack most blobs, and git fetches a missing one on
@@ -14,20 +14,16 @@ import type { TreeSource } from "./write-tree.js";
  */
 
 /**
- * The `completeObjects` step of {@link TreeSource} for a partial clone (see `isPartialClone`): it finds
- * the blobs the tree lacks and fetches them from the promisor remote in one batch. The step throws
- * {@link BaselineError} `EFETCH` when the fetch fails or there is no promisor remote to fetch from.
+ * The {@link PartialCloneFetcher} of a partial clone (see `isPartialClone`): the trees of a treeless
+ * clone come in one fetch of the commit's root tree (the remote sends every tree below it, and no blob);
+ * the blobs the tree lacks are found without fetching and come in one more. Its steps throw
+ * {@link BaselineError} `EFETCH` when a fetch fails or there is no promisor remote to fetch from.
  */
-export function partialCloneCompleter(
-  location: RepoLocation,
-  signal?: AbortSignal,
-): NonNullable<TreeSource["completeObjects"]> {
-  // Looked up while the tree is read; needed only once blobs turn out to be missing.
+export function partialCloneFetcher(location: RepoLocation, signal?: AbortSignal): PartialCloneFetcher {
+  // Looked up while the tree is read; needed only once objects turn out to be missing.
   const remote = promisorRemote(new GitAdapter(location.root, signal));
   remote.catch(() => {});
-  return async (gitDir, env, blobs) => {
-    const missing = await missingBlobs(blobs, env, signal);
-    if (missing.length === 0) return;
+  const fetchMissing = async (gitDir: string, missing: string[]) => {
     const { name, url } = await remote;
     if (name === undefined || url === undefined) {
       throw new BaselineError(
@@ -35,21 +31,35 @@ export function partialCloneCompleter(
         `this partial clone lacks ${missing.length} object${missing.length === 1 ? "" : "s"} of the tree and has no promisor remote to fetch them from; run git fetch or git checkout in ${location.root}`,
       );
     }
-    // Whatever the fetch did not bring, checkout-index reports as an object it cannot read.
+    // Whatever the fetch did not bring, git reports as an object it cannot read.
     await fetchObjects(gitDir, remoteOf(location, name, url), missing, signal);
+  };
+  return {
+    fetchTrees: async (gitDir, env, commit) => {
+      // The commit object names its tree in its first line ("tree <id>"); peeling with rev-parse would
+      // need the tree itself.
+      const raw = await runGit(["cat-file", "commit", commit], { env, signal });
+      const tree = /^tree ([0-9a-f]+)\n/.exec(raw.stdout.toString("latin1"))?.[1];
+      if (raw.code !== 0 || tree === undefined || (await missingObjects([tree], env, signal)).length === 0)
+        return;
+      await fetchMissing(gitDir, [tree]);
+    },
+    fetchBlobs: async (gitDir, env, blobs) => {
+      const missing = await missingObjects(blobs, env, signal);
+      if (missing.length > 0) await fetchMissing(gitDir, missing);
+    },
   };
 }
 
-/** The objects of `blobs` that the private repository (with `env`) cannot read, found without fetching. */
-async function missingBlobs(
-  blobs: readonly string[],
+/** The objects of `oids` that the private repository (with `env`) cannot read, found without fetching. */
+async function missingObjects(
+  oids: readonly string[],
   env: NodeJS.ProcessEnv,
   signal: AbortSignal | undefined,
 ): Promise<string[]> {
-  const oids = new Set(blobs);
   const result = await runGit(["cat-file", "--batch-check=%(objectname)"], {
     env,
-    input: `${[...oids].join("\n")}\n`,
+    input: `${[...new Set(oids)].join("\n")}\n`,
     signal,
   });
   if (result.code !== 0) {

@@ -14,14 +14,19 @@ export interface TreeSource {
   commit: string;
   /** Object directories that hold the commit's objects (the user's, a fetched base's), read-only. */
   objectDirs: readonly string[];
-  /**
-   * Called with the private repository's git directory and environment and the blob ids of the tree
-   * once it is listed and before any file is written, to fetch what a partial clone lacks into it (see
-   * `partial-clone.ts`). Symlink targets are read only after it ran.
-   */
-  completeObjects?:
-    | ((gitDir: string, env: NodeJS.ProcessEnv, blobs: readonly string[]) => Promise<void>)
-    | undefined;
+  /** When the repository is a partial clone: what fetches the objects it lacks (`partial-clone.ts`). */
+  partial?: PartialCloneFetcher | undefined;
+}
+
+/**
+ * Fetches the objects a partial clone lacks into the private repository (git directory `gitDir`,
+ * environment `env`), so that nothing ever fetches them one by one.
+ */
+export interface PartialCloneFetcher {
+  /** Fetches the commit's trees when its root tree is missing (a treeless clone). */
+  fetchTrees(gitDir: string, env: NodeJS.ProcessEnv, commit: string): Promise<void>;
+  /** Fetches whichever of `blobs` are missing, in one batch. */
+  fetchBlobs(gitDir: string, env: NodeJS.ProcessEnv, blobs: readonly string[]): Promise<void>;
 }
 
 /** What {@link writeTree} reports while it works. */
@@ -53,7 +58,7 @@ const SLASH = 0x2f;
  * unsound tree stops the writing and fails. Writes stay inside `target` whatever the tree: git refuses
  * paths with an empty, `.`, `..` or `.git` component when it reads the tree, creates files exclusively
  * and never writes through a symlink, and symlinks are created by this function only after every file and
- * directory exists. No object is fetched unless `source.completeObjects` does it.
+ * directory exists. No object is fetched unless `source.partial` does it.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository
@@ -81,7 +86,12 @@ export async function writeTree(
   try {
     let tree: TreeListing;
     try {
-      tree = await readTree(commit, env, signal);
+      tree = await readTree(commit, env, signal).catch(async (error: unknown) => {
+        // A treeless clone lacks the trees themselves: fetch them once, and read again.
+        if (signal?.aborted || source.partial === undefined || !(error instanceof BaselineError)) throw error;
+        await source.partial.fetchTrees(gitDir, env, commit);
+        return readTree(commit, env, signal);
+      });
     } catch (error) {
       // git refused the tree, or it holds a bad name: walking it byte for byte says precisely why.
       if (signal?.aborted || !(error instanceof BaselineError)) throw error;
@@ -89,9 +99,9 @@ export async function writeTree(
       throw error;
     }
     const { index } = tree;
-    if (source.completeObjects) {
+    if (source.partial) {
       const blobs = [...tree.files, ...tree.symlinks].map((entry) => entryOid(index, entry));
-      await source.completeObjects(gitDir, env, blobs);
+      await source.partial.fetchBlobs(gitDir, env, blobs);
     }
     // The symlinks' targets are read and checked while git writes the files; a bad one stops it.
     const links = tree.symlinks.map((link) => ({

@@ -23,7 +23,13 @@ const FILES = 120;
  * Every fetch from it, by anyone with the clone's configuration, runs the clone's `uploadpack` wrapper,
  * which logs one line into `fetchLog`: a count that no environment variable can hide.
  */
-function bloblessClone(): { server: string; clone: string; first: string; second: string; fetchLog: string } {
+function bloblessClone(filter = "blob:none"): {
+  server: string;
+  clone: string;
+  first: string;
+  second: string;
+  fetchLog: string;
+} {
   const server = join(makeTempDir("server"), "server.git");
   execFileSync("git", ["init", "--quiet", "--bare", "--initial-branch=main", server]);
   git(server, "config", "uploadpack.allowFilter", "true");
@@ -36,7 +42,7 @@ function bloblessClone(): { server: string; clone: string; first: string; second
   const second = seed.commit("second");
   seed.git("push", "--quiet", server, "main");
   const clone = join(makeTempDir("clone"), "clone");
-  git(makeTempDir("cwd"), "clone", "--quiet", "--filter=blob:none", `file://${server}`, clone);
+  git(makeTempDir("cwd"), "clone", "--quiet", `--filter=${filter}`, `file://${server}`, clone);
   // gc, maintenance and the like must be provoked, not prevented, to prove that nothing runs them.
   git(clone, "config", "gc.auto", "1");
   git(clone, "config", "maintenance.auto", "true");
@@ -102,6 +108,20 @@ describe("a blobless partial clone", () => {
     // The user's repository still lacks the blobs: they went into the cache's own repository.
     expect(missingObjects(clone, first)).toBe(FILES);
     expect(readdirSync(join(result.dir, ".git"))).toEqual([]);
+  });
+
+  it("fetches the trees of a treeless clone in one more fetch, and still changes nothing in it", async () => {
+    const { clone, first, fetchLog } = bloblessClone("tree:0");
+    const before = snapshotFiles(clone);
+    const { result, commands } = await traced(() =>
+      materializeBaseline({ path: clone, base: first, cacheRoot: makeTempDir("cache") }),
+    );
+    expect(fetchesIn(fetchLog)).toBe(2);
+    expect(commands).not.toContain("gc");
+    expect(commands).not.toContain("maintenance");
+    expect(readFileSync(join(result.dir, "dir3", "file3.txt"), "utf8")).toBe("first version of 3\n");
+    expect(listTree(result.dir).filter((path) => path.endsWith(".txt"))).toHaveLength(FILES);
+    expect(snapshotFiles(clone)).toEqual(before);
   });
 
   it("fetches nothing when the clone already has every blob of the tree", async () => {
