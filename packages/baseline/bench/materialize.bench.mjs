@@ -1,17 +1,34 @@
-// Benchmark: a cold baseline materialization against `git archive | tar -x` and a temporary-index
-// `git checkout-index -a --prefix=…` of the same commit, alternating in one run, plus the warm (hit)
-// call time and the peak RSS of a cold materialization in a fresh process.
+// Benchmark: a cold baseline materialization against what a user would otherwise run, alternating ours
+// with each peer in one run (medians), on:
 //
-//   node bench/materialize.bench.mjs [--files 5000] [--mb 30] [--rounds 7] [--target DIR] [--repo PATH [--base REV]]
+// - a GENERATED repository with real history, in every run: --files files (default 5,000, about --mb MB,
+//   nested directories, symlinks, executables), then --commits commits (default 200) that each edit a
+//   few dozen files, then `git repack -adf --depth=50 --window=250`, so most blobs are deltas in a pack,
+//   as in a real repository;
+// - REAL repositories when given: CAS_BENCH_REPOS=/path/a,/path/b or --repo PATH (repeatable), each at
+//   its HEAD (or --base REV); a `git clone --no-checkout --shared` of a public repository is enough.
+//
+// Rows, for each repository:
+// - in-process cold `materializeBaseline` vs `git archive | tar -x` and vs a temporary-index
+//   `git read-tree` + `git checkout-index -a --prefix=…`;
+// - whole-process `cas-baseline --base <sha>` cold vs `sh -c 'git archive | tar -x'`, and a cache hit
+//   through the CLI (the auto-detection ladder) vs bare `node -e 0`;
+// - the peak RSS of a cold materialization in a fresh process;
+// and, for the generated repository, a partial-clone row: `cas-baseline` in a fresh blobless clone
+// (`--filter=blob:none --no-checkout`, over file://) vs `git checkout -f main` in an identical one.
+//
+//   node bench/materialize.bench.mjs [--files 5000] [--mb 30] [--commits 200] [--rounds 7] [--target DIR]
+//                                    [--repo PATH]... [--base REV] [--scaling] [--skip-partial] [--keep]
 //                                    [--json FILE]
 //
-// --repo benchmarks an existing repository (at --base, default HEAD) instead of a generated one; --keep
-// keeps the generated repository (its path is printed) for another run with --repo. --json also writes the
-// figures to FILE, for the root `npm run bench` report.
+// --scaling measures only the generated repository in-process (and its RSS), for the root report's
+// table of 1k/10k/50k files. --keep keeps the generated repository (its path is printed). --json also
+// writes the figures to FILE, for the root `npm run bench` report.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { materializeBaseline } from "../dist/index.js";
 
@@ -19,10 +36,13 @@ const { values } = parseArgs({
   options: {
     files: { type: "string", default: "5000" },
     mb: { type: "string", default: "30" },
+    commits: { type: "string", default: "200" },
     rounds: { type: "string", default: "7" },
     target: { type: "string" },
-    repo: { type: "string" },
+    repo: { type: "string", multiple: true, default: [] },
     base: { type: "string" },
+    scaling: { type: "boolean", default: false },
+    "skip-partial": { type: "boolean", default: false },
     keep: { type: "boolean" },
     json: { type: "string" },
   },
@@ -30,6 +50,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const target = resolve(values.target ?? tmpdir());
 const scratch = mkdtempSync(join(target, "cas-baseline-bench-"));
+const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: "1" };
 const git = (cwd, ...args) =>
   execFileSync("git", args, { cwd, env: gitEnv, encoding: "utf8", maxBuffer: 1 << 30 }).trim();
@@ -43,54 +64,88 @@ function generator(seed) {
   };
 }
 
-/** Generates a repository of `files` files totalling about `mb` MB: nested dirs, symlinks, executables. */
-function generateRepo(files, mb) {
+const WORDS = ["alpha", "beta", "gamma", "delta", "const", "return", "function", "import", "export", "value"];
+
+/**
+ * Generates a repository with `git fast-import`: `files` files totalling about `mb` MB (nested dirs,
+ * symlinks, executables), then `commits - 1` commits that each rewrite a few lines of 40 random files,
+ * then a full repack with deep deltas (with more than one commit). Its work tree stays empty (the benchmark reads commits only).
+ */
+function generateRepo(files, mb, commits) {
   const dir = mkdtempSync(join(tmpdir(), "cas-baseline-bench-repo-"));
   git(dir, "init", "--quiet", "--initial-branch=main");
   for (const [key, value] of [
     ["user.name", "Bench"],
     ["user.email", "bench@example.com"],
     ["gc.auto", "0"],
-    ["commit.gpgsign", "false"],
   ]) {
     git(dir, "config", key, value);
   }
   const random = generator(42);
   const average = (mb * 1024 * 1024) / files;
-  const words = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "const",
-    "return",
-    "function",
-    "import",
-    "export",
-    "value",
-  ];
+  const text = (size) => {
+    const lines = [];
+    let length = 0;
+    while (length < size) {
+      const line = Array.from(
+        { length: 8 },
+        () => `${WORDS[Math.floor(random() * WORDS.length)]}${Math.floor(random() * 1e4)}`,
+      ).join(" ");
+      lines.push(line);
+      length += line.length + 1;
+    }
+    return lines;
+  };
+  const paths = [];
+  const contents = [];
+  const chunks = [];
+  const data = (bytes) => `data ${Buffer.byteLength(bytes)}\n${bytes}\n`;
+  let time = 1_700_000_000;
+  const commit = (message, edits) => {
+    chunks.push(
+      `commit refs/heads/main\ncommitter Bench <bench@example.com> ${time++} +0000\n${data(message)}`,
+    );
+    for (const edit of edits) chunks.push(edit);
+  };
+  const initial = [];
   for (let i = 0; i < files; i++) {
-    const sub = join(dir, `pkg${i % 20}`, `mod${i % 13}`, `part${i % 5}`);
-    mkdirSync(sub, { recursive: true });
-    const path = join(sub, `file${i}.txt`);
+    const path = `pkg${i % 20}/mod${i % 13}/part${i % 5}/file${i}.txt`;
+    paths.push(path);
     if (i % 100 === 99) {
-      symlinkSync(`../part${(i + 1) % 5}/file${i - 1}.txt`, path);
+      contents.push(null);
+      initial.push(`M 120000 inline ${path}\n${data(`../part${(i + 1) % 5}/file${i - 1}.txt`)}`);
       continue;
     }
     // Mostly small text files, a few large ones, as in a real source tree.
-    const size = Math.floor(i % 250 === 0 ? average * 40 : average * (0.2 + random() * 1.4));
-    const parts = [];
-    let length = 0;
-    while (length < size) {
-      const word = `${words[Math.floor(random() * words.length)]}${Math.floor(random() * 1e6)} `;
-      parts.push(word);
-      length += word.length;
-    }
-    writeFileSync(path, parts.join(""), { mode: i % 20 === 0 ? 0o755 : 0o644 });
+    const lines = text(Math.floor(i % 250 === 0 ? average * 40 : average * (0.2 + random() * 1.4)));
+    contents.push(lines);
+    initial.push(`M ${i % 20 === 0 ? "100755" : "100644"} inline ${path}\n${data(`${lines.join("\n")}\n`)}`);
   }
-  git(dir, "add", "--all");
-  git(dir, "commit", "--quiet", "-m", "generated");
-  // So the warm call exercises the auto-detection ladder: merge-base with origin/main.
+  commit("initial", initial);
+  for (let c = 1; c < commits; c++) {
+    const edits = [];
+    for (let e = 0; e < 40; e++) {
+      const i = Math.floor(random() * files);
+      const lines = contents[i];
+      if (!lines) continue;
+      for (let k = 0; k < 3; k++) lines[Math.floor(random() * lines.length)] = text(40)[0];
+      edits.push(
+        `M ${i % 20 === 0 ? "100755" : "100644"} inline ${paths[i]}\n${data(`${lines.join("\n")}\n`)}`,
+      );
+    }
+    commit(`edit ${c}`, edits);
+  }
+  execFileSync("git", ["fast-import", "--quiet"], {
+    cwd: dir,
+    env: gitEnv,
+    input: chunks.join(""),
+    maxBuffer: 1 << 30,
+  });
+  // A real repository's pack: deep deltas found with a wide window (a one-commit repository has nothing
+  // to delta against, so fast-import's own pack is left as it is).
+  if (commits > 1) git(dir, "repack", "-adf", "--depth=50", "--window=250", "--quiet");
+  git(dir, "symbolic-ref", "HEAD", "refs/heads/main");
+  // So the CLI hit exercises the auto-detection ladder: merge-base with origin/main.
   git(dir, "update-ref", "refs/remotes/origin/main", "HEAD");
   return dir;
 }
@@ -105,115 +160,226 @@ const median = (list) => {
   const middle = sorted.length >> 1;
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
-
-const generated = values.repo === undefined;
-const repo = generated ? generateRepo(Number(values.files), Number(values.mb)) : resolve(values.repo);
-const commit = git(repo, "rev-parse", `${values.base ?? "HEAD"}^{commit}`);
-const fileCount = git(repo, "ls-tree", "-r", "--name-only", commit).split("\n").length;
-const bytes = git(repo, "ls-tree", "-r", "-l", commit)
-  .split("\n")
-  .reduce((sum, line) => sum + (Number(line.split(/\s+/)[3]) || 0), 0);
-console.log(`repository: ${repo}${generated ? " (generated)" : ""}`);
-console.log(
-  `commit ${commit.slice(0, 7)}: ${fileCount} entries, ${(bytes / 1048576).toFixed(1)} MB; target ${target}; ${rounds} rounds`,
-);
+const run = (command, args, options = {}) => {
+  const result = spawnSync(command, args, { env: gitEnv, encoding: "utf8", ...options });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
+  return result;
+};
 
 let slot = 0;
 const fresh = () => join(scratch, `run${slot++}`);
-const contenders = {
-  "cas-baseline (cold)": async () => {
-    const cacheRoot = fresh();
-    await materializeBaseline({ path: repo, base: commit, cacheRoot, onSubmodule: () => {} });
-    return cacheRoot;
-  },
-  "git archive | tar -x": async () => {
-    const dir = fresh();
-    mkdirSync(dir);
-    execFileSync("sh", ["-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", repo, commit, dir], {
-      env: gitEnv,
-    });
-    return dir;
-  },
-  "git checkout-index (temp index)": async () => {
-    const dir = fresh();
-    const env = { ...gitEnv, GIT_INDEX_FILE: join(scratch, `index${slot}`) };
-    execFileSync("git", ["read-tree", commit], { cwd: repo, env });
-    execFileSync("git", ["checkout-index", "--all", `--prefix=${dir}/`], { cwd: repo, env });
-    rmSync(env.GIT_INDEX_FILE, { force: true });
-    return dir;
-  },
+
+/** Runs every contender `rounds + 1` times, rotating the order each round; round 0 only warms caches. */
+async function alternate(contenders) {
+  const names = Object.keys(contenders);
+  const timings = Object.fromEntries(names.map((name) => [name, []]));
+  for (let round = 0; round < rounds + 1; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length];
+      const prepared = contenders[name].prepare?.();
+      let made;
+      const ms = await time(async () => {
+        made = await contenders[name].run(prepared);
+      });
+      for (const dir of [made, prepared].flat())
+        if (typeof dir === "string") rmSync(dir, { recursive: true, force: true });
+      if (round > 0) timings[name].push(ms);
+    }
+  }
+  return Object.fromEntries(names.map((name) => [name, median(timings[name])]));
+}
+
+const archiveInto = (repo, commit) => {
+  const dir = fresh();
+  mkdirSync(dir);
+  run("sh", ["-c", 'git -C "$1" archive "$2" | tar -x -C "$3"', "sh", repo, commit, dir]);
+  return dir;
 };
 
-const names = Object.keys(contenders);
-const timings = Object.fromEntries(names.map((name) => [name, []]));
-for (let round = 0; round < rounds + 1; round++) {
-  // Rotate the order each round, so no contender always runs with the warmest page cache.
-  for (let k = 0; k < names.length; k++) {
-    const name = names[(round + k) % names.length];
-    let made;
-    const ms = await time(async () => {
-      made = await contenders[name]();
-    });
-    rmSync(made, { recursive: true, force: true });
-    if (round > 0) timings[name].push(ms); // round 0 warms caches
+/** Every row for one repository. */
+async function measure(repo, base, kind) {
+  const commit = git(repo, "rev-parse", `${base}^{commit}`);
+  const listing = git(repo, "ls-tree", "-r", "-l", commit).split("\n");
+  const files = listing.length;
+  const megabytes = listing.reduce((sum, line) => sum + (Number(line.split(/\s+/)[3]) || 0), 0) / 1048576;
+  console.log(`\n${kind} repository ${repo}`);
+  console.log(
+    `commit ${commit.slice(0, 7)}: ${files} entries, ${megabytes.toFixed(1)} MB; target ${target}; ${rounds} rounds`,
+  );
+
+  const cold = await alternate({
+    "cas-baseline (in-process, cold)": {
+      run: async () => {
+        const cacheRoot = fresh();
+        await materializeBaseline({ path: repo, base: commit, cacheRoot, onSubmodule: () => {} });
+        return cacheRoot;
+      },
+    },
+    "git archive | tar -x": { run: async () => archiveInto(repo, commit) },
+    "git read-tree + checkout-index (temp index)": {
+      run: async () => {
+        const dir = fresh();
+        const env = { ...gitEnv, GIT_INDEX_FILE: join(scratch, `index${slot}`) };
+        execFileSync("git", ["read-tree", commit], { cwd: repo, env });
+        execFileSync("git", ["checkout-index", "--all", `--prefix=${dir}/`], { cwd: repo, env });
+        rmSync(env.GIT_INDEX_FILE, { force: true });
+        return dir;
+      },
+    },
+  });
+  const ours = cold["cas-baseline (in-process, cold)"];
+  for (const [name, value] of Object.entries(cold)) {
+    const ratio = value === ours ? "" : `   cas-baseline / this = ${(ours / value).toFixed(2)}`;
+    console.log(`  ${name.padEnd(46)} ${value.toFixed(1).padStart(8)} ms${ratio}`);
   }
-}
 
-const ours = median(timings["cas-baseline (cold)"]);
-console.log("\ncold materialization, median of", rounds);
-for (const name of names) {
-  const value = median(timings[name]);
-  const ratio = name === "cas-baseline (cold)" ? "" : `   cas-baseline / this = ${(ours / value).toFixed(2)}`;
-  console.log(`  ${name.padEnd(34)} ${value.toFixed(1).padStart(8)} ms${ratio}`);
-}
+  const row = {
+    kind,
+    repo,
+    files,
+    megabytes,
+    coldMs: ours,
+    archiveMs: cold["git archive | tar -x"],
+    checkoutIndexMs: cold["git read-tree + checkout-index (temp index)"],
+  };
 
-// Warm: the slot exists; the call resolves the revision (auto ladder for a generated repo) and returns.
-const warmRoot = fresh();
-const warmOptions = generated
-  ? { path: repo, cacheRoot: warmRoot }
-  : { path: repo, base: commit, cacheRoot: warmRoot };
-await materializeBaseline({ ...warmOptions, onSubmodule: () => {} });
-const warm = [];
-for (let i = 0; i < 20; i++) warm.push(await time(() => materializeBaseline(warmOptions)));
-console.log(
-  `\nwarm hit incl. revision resolution (${generated ? "auto ladder" : "explicit commit"}): median ${median(warm).toFixed(1)} ms of 20`,
-);
+  if (!values.scaling) {
+    const processes = await alternate({
+      "cas-baseline CLI, cold": {
+        run: async () => {
+          const cacheDir = fresh();
+          run(process.execPath, [cli, "--path", repo, "--base", commit, "--cache-dir", cacheDir]);
+          return cacheDir;
+        },
+      },
+      "sh -c 'git archive | tar -x'": { run: async () => archiveInto(repo, commit) },
+    });
+    const warmCache = fresh();
+    run(process.execPath, [cli, "--path", repo, "--cache-dir", warmCache]);
+    const hits = await alternate({
+      "cas-baseline CLI, cache hit": {
+        run: async () => run(process.execPath, [cli, "--path", repo, "--cache-dir", warmCache]) && undefined,
+      },
+      "node -e 0": { run: async () => run(process.execPath, ["-e", "0"]) && undefined },
+    });
+    rmSync(warmCache, { recursive: true, force: true });
+    Object.assign(row, {
+      cliColdMs: processes["cas-baseline CLI, cold"],
+      cliArchiveMs: processes["sh -c 'git archive | tar -x'"],
+      cliHitMs: hits["cas-baseline CLI, cache hit"],
+      nodeMs: hits["node -e 0"],
+    });
+    console.log(
+      `  ${"cas-baseline CLI, cold".padEnd(46)} ${row.cliColdMs.toFixed(1).padStart(8)} ms   / sh -c 'git archive | tar -x' ${row.cliArchiveMs.toFixed(1)} ms = ${(row.cliColdMs / row.cliArchiveMs).toFixed(2)}`,
+    );
+    console.log(
+      `  ${"cas-baseline CLI, cache hit (auto ladder)".padEnd(46)} ${row.cliHitMs.toFixed(1).padStart(8)} ms   (node -e 0: ${row.nodeMs.toFixed(1)} ms)`,
+    );
+  }
 
-// Peak RSS of one cold materialization in a fresh process.
-const probe = `
+  // Peak RSS of one cold materialization in a fresh process; the median of three, since a process's
+  // peak can jump by tens of megabytes now and then whatever it runs (an empty node process too).
+  const probe = `
 import { materializeBaseline } from ${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)};
 await materializeBaseline({ path: process.argv[1], base: process.argv[2], cacheRoot: process.argv[3], onSubmodule: () => {} });
 console.log(process.resourceUsage().maxRSS);`;
-const child = spawnSync(process.execPath, ["--input-type=module", "-e", probe, repo, commit, fresh()], {
-  encoding: "utf8",
-});
-if (child.status !== 0) throw new Error(child.stderr);
-const baselineRss = spawnSync(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"], {
-  encoding: "utf8",
-});
-console.log(
-  `peak RSS of a cold materialization (fresh process): ${(Number(child.stdout) / 1024).toFixed(1)} MB (an empty node process: ${(Number(baselineRss.stdout) / 1024).toFixed(1)} MB)`,
+  const peaks = [];
+  for (let i = 0; i < 3; i++) {
+    const rssRoot = fresh();
+    const child = run(process.execPath, ["--input-type=module", "-e", probe, repo, commit, rssRoot]);
+    rmSync(rssRoot, { recursive: true, force: true });
+    peaks.push(Number(child.stdout) / 1024);
+  }
+  row.peakRssMb = median(peaks);
+  console.log(`  peak RSS of a cold materialization (fresh process): ${row.peakRssMb.toFixed(1)} MB`);
+  return row;
+}
+
+/** `cas-baseline` in a fresh blobless clone vs `git checkout` in an identical one. */
+async function measurePartialClone(server) {
+  git(server, "config", "uploadpack.allowFilter", "true");
+  git(server, "config", "uploadpack.allowAnySHA1InWant", "true");
+  const url = `file://${server}`;
+  const clone = () => {
+    const dir = join(mkdtempSync(join(scratch, "clone-")), "repo");
+    run("git", ["clone", "--quiet", "--no-checkout", "--filter=blob:none", "--branch=main", url, dir]);
+    return dir;
+  };
+  const times = await alternate({
+    "cas-baseline CLI in a blobless clone": {
+      prepare: clone,
+      run: async (repo) => {
+        const cacheDir = fresh();
+        run(process.execPath, [cli, "--path", repo, "--base", "main", "--cache-dir", cacheDir]);
+        return cacheDir;
+      },
+    },
+    "git checkout -f main in an identical clone": {
+      prepare: clone,
+      run: async (repo) => run("git", ["-C", repo, "checkout", "--quiet", "-f", "main"]) && undefined,
+    },
+  });
+  const result = {
+    ms: times["cas-baseline CLI in a blobless clone"],
+    checkoutMs: times["git checkout -f main in an identical clone"],
+  };
+  console.log("\npartial clone (generated repository, served over file://)");
+  console.log(
+    `  cas-baseline CLI ${result.ms.toFixed(1)} ms / git checkout ${result.checkoutMs.toFixed(1)} ms = ${(result.ms / result.checkoutMs).toFixed(2)}`,
+  );
+  return result;
+}
+
+const generated = generateRepo(
+  Number(values.files),
+  Number(values.mb),
+  values.scaling ? 1 : Number(values.commits),
+);
+const realRepos = [...values.repo, ...(process.env.CAS_BENCH_REPOS ?? "").split(",").filter(Boolean)].map(
+  (path) => resolve(path),
 );
 
+const repositories = [
+  await measure(
+    generated,
+    "HEAD",
+    values.scaling ? "generated (one commit)" : `generated (${values.commits} commits, repacked with deltas)`,
+  ),
+];
+for (const repo of values.scaling ? [] : realRepos)
+  repositories.push(await measure(repo, values.base ?? "HEAD", "real"));
+const partialClone =
+  values.scaling || values["skip-partial"] ? undefined : await measurePartialClone(generated);
+
+const emptyNodeRssMb = median(
+  [0, 1, 2].map(
+    () => Number(run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]).stdout) / 1024,
+  ),
+);
+console.log(`\nan empty node process peaks at ${emptyNodeRssMb.toFixed(1)} MB`);
+
 if (values.json) {
-  const rss = (kb) => Number(kb) / 1024;
+  const [main] = repositories;
   writeFileSync(
     values.json,
     JSON.stringify({
       target,
       filesystemType: statfsSync(scratch).type,
       rounds,
-      files: fileCount,
-      megabytes: bytes / 1048576,
-      coldMs: ours,
-      archiveMs: median(timings["git archive | tar -x"]),
-      checkoutIndexMs: median(timings["git checkout-index (temp index)"]),
-      warmMs: median(warm),
-      peakRssMb: rss(child.stdout),
-      emptyNodeRssMb: rss(baselineRss.stdout),
+      // The generated repository's figures, as the root report's tables read them.
+      files: main.files,
+      megabytes: main.megabytes,
+      coldMs: main.coldMs,
+      archiveMs: main.archiveMs,
+      checkoutIndexMs: main.checkoutIndexMs,
+      peakRssMb: main.peakRssMb,
+      emptyNodeRssMb,
+      repositories,
+      partialClone,
     }),
   );
 }
 
 rmSync(scratch, { recursive: true, force: true });
-if (generated && !values.keep) rmSync(repo, { recursive: true, force: true });
+if (values.keep) console.log(`kept the generated repository: ${generated}`);
+else rmSync(generated, { recursive: true, force: true });

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { defaultCacheDir } from "@cas-stage/cas";
-import { type BaselineResult, materializeBaseline } from "./materialize.js";
-import { pruneBaselines } from "./prune.js";
+import type { BaselineResult } from "./materialize.js";
 
 const HELP = `cas-baseline: materialize the baseline tree of a git checkout (the merge-base, or an explicit base)
 
@@ -116,7 +114,10 @@ async function main(argv: string[]): Promise<void> {
     }
     if (values["older-than"] === undefined)
       throw new UsageError("prune needs --older-than, e.g. --older-than 7d");
+    // Each command loads only what it runs, so a cache hit starts fast.
+    const { defaultCacheDir } = await import("@cas-stage/cas");
     const cacheRoot = values["cache-dir"] ?? defaultCacheDir();
+    const { pruneBaselines } = await import("./prune.js");
     const report = await pruneBaselines(cacheRoot, { olderThanMs: parseDuration(values["older-than"]) });
     const removed = [...report.removed, ...report.debris].map((entry) => entry.path);
     process.stdout.write(
@@ -129,13 +130,23 @@ async function main(argv: string[]): Promise<void> {
   }
 
   if (values["older-than"] !== undefined) throw new UsageError("--older-than applies only to prune");
+  const path = values.path ?? process.cwd();
+  // git starts first, and the rest of the package loads while it runs: on a cache hit, git is the wait.
+  const { startLocating } = await import("./repo.js");
+  startLocating(path, { verify: values.base ?? "HEAD", upstream: values.base === undefined });
+  const materialize = import("./materialize.js");
+  // The default cache dir is cas's to compute; with --cache-dir, cas is not even loaded on a hit.
+  const cacheRoot = values["no-cache"]
+    ? undefined
+    : (values["cache-dir"] ?? (await import("@cas-stage/cas")).defaultCacheDir());
+  const { materializeBaseline } = await materialize;
   const progress = terminalProgress();
   let result: BaselineResult;
   try {
     result = await materializeBaseline({
-      path: values.path ?? process.cwd(),
+      path,
       ...(values.base !== undefined ? { base: values.base } : {}),
-      ...(values["no-cache"] ? {} : { cacheRoot: values["cache-dir"] ?? defaultCacheDir() }),
+      ...(cacheRoot !== undefined ? { cacheRoot } : {}),
       ...(progress ? { onProgress: progress.update } : {}),
     });
   } finally {

@@ -1,122 +1,134 @@
-import { GitError, type SimpleGit, simpleGit } from "simple-git";
+import { BaselineError } from "./errors.js";
+import { userGitEnvironment } from "./git-env.js";
+import { checkGitVersion, GitCommandError, gitText, runGit } from "./git-process.js";
 
 /**
- * The one place that talks to simple-git. Everything else in the package asks these questions in its own
- * terms and never sees simple-git's types.
- *
- * Blob and tree contents are not read here: simple-git decodes output as UTF-8 and has no streaming, so
- * cat-file.ts spawns `git cat-file --batch` itself.
+ * The questions this package asks about the user's repository, in its own terms. Each is one git process
+ * with the user's environment ({@link userGitEnvironment}); none writes anything (`GIT_OPTIONAL_LOCKS=0`).
  */
 export class GitAdapter {
-  readonly #git: SimpleGit;
+  readonly #cwd: string;
   readonly #signal: AbortSignal | undefined;
 
   constructor(cwd: string, signal?: AbortSignal) {
+    this.#cwd = cwd;
     this.#signal = signal;
-    this.#git = simpleGit({
-      baseDir: cwd,
-      // Under load the default completion can resolve before all output arrived.
-      completion: { onClose: true, onExit: false },
-      ...(signal ? { abort: signal } : {}),
-    });
   }
 
   /**
-   * Facts about the working tree that contains cwd, in one process. Throws {@link GitCommandError} when
-   * cwd is not inside a working tree (outside any repository, inside `.git`, or in a bare repository).
+   * Everything about the repository around cwd that the package needs before any work, in one `rev-parse`:
+   * where it is, whether it is bare or shallow, and (with `verify`) the commit a revision names.
+   * Never throws for a "no": `kind` says what cwd is; `refusal` holds git's message when it refused to
+   * look at all (not a repository, dubious ownership). Throws {@link BaselineError} `EGITVERSION` when
+   * git is too old to answer, `EGIT` when it cannot run.
    */
-  async workingTree(): Promise<{ topLevel: string; commonDir: string; shallow: boolean }> {
-    const out = await this.#run([
+  async survey(verify?: string): Promise<RepoSurvey> {
+    const args = [
       "rev-parse",
+      "--is-bare-repository",
+      "--is-inside-git-dir",
       "--is-shallow-repository",
+      "--show-object-format",
       "--path-format=absolute",
       "--git-common-dir",
       "--show-toplevel",
-    ]);
-    const [shallow, commonDir, topLevel] = out.split("\n");
-    if (!commonDir || !topLevel) throw new GitCommandError("git rev-parse printed no working tree", "");
-    return { topLevel, commonDir, shallow: shallow === "true" };
-  }
-
-  /** Whether cwd is inside a repository at all, and whether it is inside its git directory. */
-  async location(): Promise<"git-dir" | "bare" | "work-tree" | "none"> {
-    const out = await this.#tryRun(["rev-parse", "--is-inside-git-dir", "--is-bare-repository"]);
-    if (out === undefined) return "none";
-    const [insideGitDir, bare] = out.split("\n");
-    if (insideGitDir === "true") return "git-dir";
-    return bare === "true" ? "bare" : "work-tree";
-  }
-
-  /** The full SHA of the commit `rev` names, or undefined when it names no commit. */
-  async commitOf(rev: string): Promise<string | undefined> {
+    ];
     // `--end-of-options` keeps a base like "--foo" from being read as an option.
-    const out = await this.#tryRun([
-      "rev-parse",
-      "--verify",
-      "--quiet",
-      "--end-of-options",
-      `${rev}^{commit}`,
-    ]);
-    return out || undefined;
+    if (verify !== undefined) args.push("--verify", "--quiet", "--end-of-options", `${verify}^{commit}`);
+    const result = await runGit(args, { cwd: this.#cwd, env: userGitEnvironment(), signal: this.#signal });
+    const lines = result.stdout.toString("utf8").split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const [bare, insideGitDir, shallow, objectFormat, commonDir, topLevel, ...rest] = lines;
+    if (bare === undefined) return { kind: "refused", refusal: result.stderr.trim() };
+    // git older than 2.31 echoes the unknown --path-format option instead of obeying it.
+    if (lines.includes("--path-format=absolute")) await requireNewerGit(this.#signal);
+    if (bare === "true") return { kind: "bare" };
+    if (insideGitDir === "true") return { kind: "git-dir" };
+    if (
+      shallow === undefined ||
+      objectFormat === undefined ||
+      commonDir === undefined ||
+      topLevel === undefined
+    ) {
+      return { kind: "refused", refusal: result.stderr.trim() };
+    }
+    const commit = result.code === 0 && rest.length === 1 && isObjectId(rest[0]) ? rest[0] : undefined;
+    return {
+      kind: "work-tree",
+      topLevel,
+      commonDir,
+      shallow: shallow === "true",
+      objectFormat: objectFormat === "sha256" ? "sha256" : "sha1",
+      commit,
+    };
+  }
+
+  /** The full SHA of the commit `rev` names, or undefined when it names no single commit. */
+  async commitOf(rev: string): Promise<string | undefined> {
+    const result = await runGit(["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`], {
+      cwd: this.#cwd,
+      env: userGitEnvironment(),
+      signal: this.#signal,
+    });
+    const out = result.stdout.toString("utf8").trim();
+    // A range ("a..b") prints two lines and fails; only one full object id is a commit.
+    return result.code === 0 && isObjectId(out) ? out : undefined;
   }
 
   /** The best common ancestor of two commits, or undefined when one does not resolve or none exists. */
   async mergeBase(a: string, b: string): Promise<string | undefined> {
-    const out = await this.#tryRun(["merge-base", "--end-of-options", a, b]);
-    return out || undefined;
+    const result = await runGit(["merge-base", "--end-of-options", a, b], {
+      cwd: this.#cwd,
+      env: userGitEnvironment(),
+      signal: this.#signal,
+    });
+    const out = result.stdout.toString("utf8").trim();
+    return result.code === 0 && isObjectId(out) ? out : undefined;
   }
 
   /** The URL of a configured remote, or undefined when there is no such remote. */
   async remoteUrl(name: string): Promise<string | undefined> {
-    const out = await this.#tryRun(["config", "--get", `remote.${name}.url`]);
-    return out || undefined;
+    return (await this.configValues(`remote.${name}.url`))[0];
   }
 
-  /** `git init --bare` of cwd (which must exist). */
-  async initBare(): Promise<void> {
-    await this.#run(["init", "--bare", "--quiet"]);
+  /** Every value of a configuration key, in the order git reads them; [] when unset. */
+  async configValues(key: string): Promise<string[]> {
+    const result = await runGit(["config", "--get-all", "--end-of-options", key], {
+      cwd: this.#cwd,
+      env: userGitEnvironment(),
+      signal: this.#signal,
+    });
+    if (result.code !== 0) return [];
+    return result.stdout.toString("utf8").split("\n").filter(Boolean);
   }
 
-  /**
-   * Fetches one revision from `url` into the repository at cwd, only its tip (depth 1: only the tree is
-   * needed), without tags, and returns the fetched commit. Throws {@link GitCommandError} on failure.
-   */
-  async fetchCommit(url: string, rev: string): Promise<string> {
-    await this.#run(["fetch", "--quiet", "--no-tags", "--depth=1", "--end-of-options", url, rev]);
-    const commit = await this.commitOf("FETCH_HEAD");
-    if (!commit) throw new GitCommandError(`git fetch of ${rev} produced no commit`, "");
-    return commit;
-  }
-
-  async #run(args: string[]): Promise<string> {
-    try {
-      return (await this.#git.raw(args)).trim();
-    } catch (error) {
-      this.#signal?.throwIfAborted();
-      if (error instanceof GitError) throw new GitCommandError(`git ${args.join(" ")} failed`, error.message);
-      throw error;
-    }
-  }
-
-  /** Like #run, but a non-zero exit gives undefined (the question's answer is "no"). */
-  async #tryRun(args: string[]): Promise<string | undefined> {
-    try {
-      return await this.#run(args);
-    } catch (error) {
-      if (error instanceof GitCommandError) return undefined;
-      throw error;
-    }
+  /** Runs a git command that must succeed and returns its output; a failure is {@link GitCommandError}. */
+  async text(args: readonly string[]): Promise<string> {
+    return gitText(args, { cwd: this.#cwd, env: userGitEnvironment(), signal: this.#signal });
   }
 }
 
-/** A git command that exited non-zero; `stderr` is git's own explanation. */
-export class GitCommandError extends Error {
-  readonly stderr: string;
+/** What {@link GitAdapter.survey} found. */
+export type RepoSurvey =
+  | {
+      kind: "work-tree";
+      topLevel: string;
+      commonDir: string;
+      shallow: boolean;
+      objectFormat: "sha1" | "sha256";
+      /** The commit `verify` named, when it named exactly one. */
+      commit: string | undefined;
+    }
+  | { kind: "bare" }
+  | { kind: "git-dir" }
+  | { kind: "refused"; refusal: string };
 
-  constructor(what: string, stderr: string) {
-    const detail = stderr.trim();
-    super(detail ? `${what}: ${detail}` : what);
-    this.name = "GitCommandError";
-    this.stderr = detail;
-  }
+/** A full object id: 40 hex digits (SHA-1) or 64 (SHA-256). */
+export function isObjectId(text: string | undefined): text is string {
+  return text !== undefined && /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(text);
+}
+
+async function requireNewerGit(signal: AbortSignal | undefined): Promise<never> {
+  await checkGitVersion(signal);
+  throw new BaselineError("EGITVERSION", "git ignored --path-format=absolute; upgrade git to 2.31 or later");
 }

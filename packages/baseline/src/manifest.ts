@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { lstatSync } from "node:fs";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { gitFreeEnvironment } from "./cat-file.js";
-import { BaselineError, messageOf } from "./errors.js";
+import { BaselineError } from "./errors.js";
+import { userGitEnvironment } from "./git-env.js";
+import { runGit } from "./git-process.js";
 
 /** How git records an entry that is written as a file or a symlink (canonical modes only). */
 export type EntryMode = "100644" | "100755" | "120000";
@@ -19,12 +19,10 @@ export interface ManifestEntry {
 }
 
 /**
- * The entries a build writes for `commit`: every blob of its tree (submodules are skipped, as the writer
- * skips them), in git's order, from one `git ls-tree -r -z --full-tree <commit>` run in `cwd` (a
- * directory of a repository holding the commit's objects).
- *
- * This is the manifest's source until `writeTree` returns the entries it wrote; then only this function
- * changes. Sizes are -1 here (asking git for them, `-l`, inflates every loose object's header: 70 ms for
+ * The entries a baseline of `commit` holds according to git: every blob of its tree (submodules are
+ * skipped, as the writer skips them), in git's order, from one `git ls-tree -r -z --full-tree <commit>` run
+ * in `cwd` (a directory of a repository holding the commit's objects). `verify` compares slots with it when
+ * given a repository; a build records what `writeTree` itself wrote instead. Sizes are -1 here (asking git for them, `-l`, inflates every loose object's header: 70 ms for
  * 5,000 files); {@link measureEntries} fills them from the written tree.
  *
  * Throws {@link BaselineError} `EGIT` when git fails (an unknown commit, a broken repository), and
@@ -35,7 +33,12 @@ export async function readTreeEntries(
   commit: string,
   signal?: AbortSignal,
 ): Promise<ManifestEntry[]> {
-  const output = await runGit(cwd, ["ls-tree", "-r", "-z", "--full-tree", commit], signal);
+  const args = ["ls-tree", "-r", "-z", "--full-tree", commit];
+  const result = await runGit(args, { cwd, env: userGitEnvironment(), signal });
+  if (result.code !== 0) {
+    throw new BaselineError("EGIT", `git ${args.join(" ")} failed in ${cwd}: ${result.stderr.trim()}`);
+  }
+  const output = result.stdout;
   const entries: ManifestEntry[] = [];
   for (let at = 0; at < output.length; ) {
     const end = output.indexOf(0, at);
@@ -126,42 +129,4 @@ function isEntryMode(mode: string | undefined): mode is EntryMode {
 function canonicalMode(mode: string): EntryMode {
   if (mode === "120000") return "120000";
   return (Number.parseInt(mode, 8) & 0o100) !== 0 ? "100755" : "100644";
-}
-
-/** Runs git in `cwd` without inherited `GIT_*` variables and returns its stdout as bytes. */
-function runGit(cwd: string, args: string[], signal: AbortSignal | undefined): Promise<Buffer> {
-  signal?.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const child = spawn("git", args, {
-      cwd,
-      env: gitFreeEnvironment(),
-      stdio: ["ignore", "pipe", "pipe"],
-      windowsHide: true,
-      ...(signal ? { signal } : {}),
-    });
-    const chunks: Buffer[] = [];
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      if (stderr.length < 4096) stderr += text;
-    });
-    child.on("error", (error) => {
-      if (signal?.aborted) reject(signal.reason);
-      else
-        reject(new BaselineError("EGIT", `cannot run git ${args[0]}: ${messageOf(error)}`, { cause: error }));
-    });
-    child.on("close", (code) => {
-      if (signal?.aborted) return reject(signal.reason);
-      if (code === 0) return resolve(Buffer.concat(chunks));
-      reject(
-        new BaselineError(
-          "EGIT",
-          `git ${args.join(" ")} failed in ${cwd}: ${stderr.trim() || `exit code ${code}`}`,
-          {
-            path: cwd,
-          },
-        ),
-      );
-    });
-  });
 }

@@ -1,11 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TEMP_BASELINE_PREFIX } from "./layout.js";
-import { publishSlot } from "./publish.js";
+import { isDirectory } from "./directory.js";
+import { isObjectId } from "./git.js";
+import { slotPath } from "./layout.js";
+import { hitSlot } from "./publish.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
-import { writeTree } from "./write-tree.js";
 
 export interface MaterializeOptions {
   /** A directory (or file) inside a git working tree. */
@@ -73,43 +72,54 @@ export interface BaselineResult {
 export async function materializeBaseline(options: MaterializeOptions): Promise<BaselineResult> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const location = await locateRepo(options.path, signal);
+  // A build is certain when there is no cache, or when the base is a commit id whose slot is missing:
+  // then the build's code loads while git runs. Otherwise it loads only on a miss: a hit never pays.
+  const building = buildIsCertain(options) ? import("./build.js") : undefined;
+  building?.catch(() => {});
+  // One git process locates the repository and resolves the base (or HEAD for the ladder); without a
+  // base, the first rung of the ladder runs beside it, so a cache hit waits for one git process.
+  const location = await locateRepo(options.path, signal, {
+    verify: options.base ?? "HEAD",
+    upstream: options.base === undefined,
+  });
   const resolved = await resolveBase(location, options.base, signal);
   try {
     const { commit } = resolved;
     const described = { commit, rev: commit.slice(0, 7), source: resolved.source };
-    const onSubmodule = options.onSubmodule ?? warnAboutSubmodule;
-    const build = (target: string, buildSignal?: AbortSignal) =>
-      writeTree(resolved.objectsCwd, commit, target, {
-        onSubmodule,
-        onProgress: options.onProgress,
-        signal: buildSignal,
-      });
     const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });
 
-    if (options.cacheRoot === undefined) {
-      const dir = await mkdtemp(join(tmpdir(), TEMP_BASELINE_PREFIX));
-      try {
-        await build(dir, signal);
-      } catch (error) {
-        await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-        throw error;
-      }
-      return { ...located(dir), ...described, persistent: false, cache: "temp" };
+    if (options.cacheRoot !== undefined) {
+      // A hit touches the slot's sentinel: that marks it used (pruning is least recently used) and proves
+      // it complete; a slot being pruned is a miss.
+      const hit = await hitSlot(options.cacheRoot, commit, options.onWarning);
+      if (hit !== undefined) return { ...located(hit), ...described, persistent: true, cache: "hit" };
     }
-
-    const slot = await publishSlot({
+    const { buildBaseline } = await (building ?? import("./build.js"));
+    const built = await buildBaseline({
+      location,
+      resolved,
       cacheRoot: options.cacheRoot,
-      commit,
-      objectsCwd: resolved.objectsCwd,
-      writeTree: build,
-      signal,
+      onSubmodule: options.onSubmodule ?? warnAboutSubmodule,
+      onProgress: options.onProgress,
       onWarning: options.onWarning,
+      signal,
     });
-    return { ...located(slot.dir), ...described, persistent: true, cache: slot.outcome };
+    return {
+      ...located(built.dir),
+      ...described,
+      persistent: options.cacheRoot !== undefined,
+      cache: built.cache,
+    };
   } finally {
     await resolved.release();
   }
+}
+
+/** Whether a call will build, as far as can be told before git runs. */
+function buildIsCertain(options: MaterializeOptions): boolean {
+  if (options.cacheRoot === undefined) return true;
+  const base = options.base?.toLowerCase();
+  return isObjectId(base) && !isDirectory(slotPath(options.cacheRoot, base));
 }
 
 function warnAboutSubmodule(path: string): void {

@@ -2,19 +2,38 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CasError, codeOf } from "@cas-stage/cas";
 import { MANIFEST, slotPath } from "./layout.js";
-import { encodeManifest, measureEntries, readTreeEntries } from "./manifest.js";
+import { encodeManifest, type ManifestEntry, measureEntries } from "./manifest.js";
 import { encodeSlotRecord } from "./slot-record.js";
 import { cacheError, openStore, prepareStore } from "./store.js";
 
 export interface PublishSlotOptions {
   cacheRoot: string;
   commit: string;
-  /** A directory of a repository holding the commit's objects (for the manifest). */
-  objectsCwd: string;
-  /** Writes the commit's tree into the empty directory `target` (with the `.git` marker). */
-  writeTree: (target: string, signal: AbortSignal | undefined) => Promise<void>;
+  /**
+   * Writes the commit's tree into the empty directory `target` (with the `.git` marker) and resolves to the
+   * entries it wrote, which become the slot's manifest.
+   */
+  writeTree: (target: string, signal: AbortSignal | undefined) => Promise<ManifestEntry[]>;
   signal?: AbortSignal | undefined;
   onWarning?: ((message: string, path: string) => void) | undefined;
+}
+
+/**
+ * A hit: the slot of `commit` when it holds a complete tree, its sentinel touched (nothing written, so a
+ * read-only cache still serves its slots); undefined on a miss. Throws {@link BaselineError} for a slot this
+ * user cannot read (see `EntryStore.touch`).
+ */
+export async function hitSlot(
+  cacheRoot: string,
+  commit: string,
+  onWarning?: (message: string, path: string) => void,
+): Promise<string | undefined> {
+  const slot = slotPath(cacheRoot, commit);
+  try {
+    return (await openStore(cacheRoot, { onWarning }).touch(slot)) ? slot : undefined;
+  } catch (error) {
+    throw wrapped(cacheRoot, error);
+  }
 }
 
 /**
@@ -33,7 +52,7 @@ export interface PublishSlotOptions {
 export async function publishSlot(
   options: PublishSlotOptions,
 ): Promise<{ dir: string; outcome: "hit" | "built" | "adopted" }> {
-  const { cacheRoot, commit, objectsCwd, signal } = options;
+  const { cacheRoot, commit, signal } = options;
   const store = openStore(cacheRoot, { onWarning: options.onWarning });
   const slot = slotPath(cacheRoot, commit);
   try {
@@ -48,11 +67,7 @@ export async function publishSlot(
       tmpPrefix: "baseline staging",
       signal,
       build: async (staging, context) => {
-        // git lists the tree while the writer writes it; the listing takes a few milliseconds.
-        const listing = readTreeEntries(objectsCwd, commit, context.signal);
-        listing.catch(() => {});
-        await options.writeTree(staging, context.signal);
-        const entries = await listing;
+        const entries = await options.writeTree(staging, context.signal);
         const { files, bytes } = measureEntries(staging, entries);
         await writeFile(join(staging, MANIFEST), encodeManifest(commit, entries), { flag: "wx" });
         return encodeSlotRecord({ commit, files, bytes });

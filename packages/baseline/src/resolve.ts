@@ -1,18 +1,15 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
-import { BaselineError, messageOf } from "./errors.js";
+import { join } from "node:path";
+import { BaselineError } from "./errors.js";
 import { GitAdapter } from "./git.js";
-import { FETCH_REPO_PREFIX } from "./layout.js";
 import type { RepoLocation } from "./repo.js";
 
-/** The chosen baseline commit, and the repository its objects can be read from. */
+/** The chosen baseline commit, and where its objects are. */
 export interface ResolvedBase {
   commit: string;
   /** How it was picked, e.g. `merge-base with origin/HEAD`. */
   source: string;
-  /** Directory to run `git cat-file` in: the user's working tree, or the throwaway repository. */
-  objectsCwd: string;
+  /** Object directories holding the commit's objects: the user's, plus the throwaway repository's. */
+  objectDirs: string[];
   /** Removes the throwaway repository, if one was made. Never throws. */
   release: () => Promise<void>;
 }
@@ -21,16 +18,22 @@ export interface ResolvedBase {
 const LADDER = ["origin/HEAD", "origin/main", "origin/master"] as const;
 
 /**
- * Picks the baseline commit for the repository at `location`.
+ * Picks the baseline commit for the repository at `location` (whose `verified` must be the commit of
+ * `base`, or of `HEAD` without a base, as `locateRepo` resolves it).
  *
  * - With `base`: `base` itself, then `origin/<base>` when it holds no `/`, then `base` fetched from the
  *   `origin` remote into a throwaway repository under the OS temp dir (whose object store borrows the
  *   user's through `objects/info/alternates`), so the user's repository never gains a ref or an object.
+ *   A base that can name no single commit (a range such as `a..b`) is refused at once.
  * - Without: the merge-base of HEAD with the branch's upstream, then with origin/HEAD, origin/main,
  *   origin/master. There is no fallback to HEAD itself.
  *
+ * `location.upstream`, when set, is the merge-base of HEAD with `@{upstream}` already being computed
+ * (`locateRepo` starts it beside its own git process, so a cache hit waits for one git process).
+ *
  * Throws {@link BaselineError}: `ENOCOMMITS`, `ESHALLOW`, `ENOBASE` (auto-detection), `EUNKNOWNBASE`
- * (explicit). On failure no throwaway repository is left behind.
+ * (explicit), `EFETCH` (the fetch of an explicit base failed). On failure no throwaway repository is left
+ * behind.
  */
 export async function resolveBase(
   location: RepoLocation,
@@ -38,27 +41,59 @@ export async function resolveBase(
   signal?: AbortSignal,
 ): Promise<ResolvedBase> {
   const git = new GitAdapter(location.root, signal);
+  const objectDirs = [join(location.commonDir, "objects")];
   const local = (commit: string, source: string): ResolvedBase => ({
     commit,
     source,
-    objectsCwd: location.root,
+    objectDirs,
     release: async () => {},
   });
 
   if (base !== undefined) {
     if (base === "") throw new BaselineError("EUNKNOWNBASE", "the explicit base is empty; pass a revision");
-    const direct = await git.commitOf(base);
-    if (direct) return local(direct, `explicit --base=${base}`);
+    if (location.verified) return local(location.verified, `explicit --base=${base}`);
+    if (!isFetchableRevision(base)) {
+      throw new BaselineError(
+        "EUNKNOWNBASE",
+        `unknown base ${JSON.stringify(base)}: it names no single commit in ${location.root} (a range or other expression is not a base); pass a branch, tag or commit`,
+      );
+    }
     const tried = [base];
     if (!base.includes("/")) {
       const viaOrigin = await git.commitOf(`refs/remotes/origin/${base}`);
       if (viaOrigin) return local(viaOrigin, `explicit --base=${base} (via origin/${base})`);
       tried.push(`origin/${base}`);
     }
-    return fetchFromOrigin(git, location, base, tried, signal);
+    const url = await git.remoteUrl("origin");
+    if (!url) {
+      throw new BaselineError(
+        "EUNKNOWNBASE",
+        `unknown base ${base}: tried ${tried.join(", ")} in ${location.root}, and there is no origin remote to fetch it from; pass a revision that exists`,
+      );
+    }
+    // Loaded only when a fetch happens: it brings simple-git.
+    const { fetchBase } = await import("./fetch.js");
+    const fetched = await fetchBase(location, { name: "origin", url }, base, signal).catch(
+      (error: unknown) => {
+        if (error instanceof BaselineError && error.code === "EUNKNOWNBASE") {
+          throw new BaselineError(
+            "EUNKNOWNBASE",
+            `unknown base ${base}: tried ${[...tried, `fetching ${base} from origin (${url})`].join(", ")}; ${error.message}`,
+            { cause: error },
+          );
+        }
+        throw error;
+      },
+    );
+    return {
+      commit: fetched.commit,
+      source: `explicit --base=${base} (fetched from origin)`,
+      objectDirs: [...objectDirs, fetched.objectDir],
+      release: fetched.release,
+    };
   }
 
-  const head = await git.commitOf("HEAD");
+  const head = location.verified;
   if (!head) {
     throw new BaselineError(
       "ENOCOMMITS",
@@ -73,10 +108,10 @@ export async function resolveBase(
       `${location.root} is a shallow clone, so the merge-base cannot be computed reliably; fetch the full history (actions/checkout: fetch-depth: 0, or run git fetch --unshallow) or pass an explicit base with --base`,
     );
   }
-  const upstream = await git.mergeBase("HEAD", "@{upstream}");
+  const upstream = await (location.upstream ?? git.mergeBase(head, "@{upstream}"));
   if (upstream) return local(upstream, "merge-base with @{u}");
   for (const rung of LADDER) {
-    const commit = await git.mergeBase("HEAD", `refs/remotes/${rung}`);
+    const commit = await git.mergeBase(head, `refs/remotes/${rung}`);
     if (commit) return local(commit, `merge-base with ${rung}`);
   }
   throw new BaselineError(
@@ -85,58 +120,19 @@ export async function resolveBase(
   );
 }
 
-async function fetchFromOrigin(
-  git: GitAdapter,
-  location: RepoLocation,
-  base: string,
-  tried: string[],
-  signal: AbortSignal | undefined,
-): Promise<ResolvedBase> {
-  const url = await git.remoteUrl("origin");
-  if (!url) {
-    throw new BaselineError(
-      "EUNKNOWNBASE",
-      `unknown base ${base}: tried ${tried.join(", ")} in ${location.root}, and there is no origin remote to fetch it from; pass a revision that exists`,
-    );
-  }
-  const scratch = await mkdtemp(join(tmpdir(), FETCH_REPO_PREFIX));
-  const release = () => rm(scratch, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
-  try {
-    const throwaway = new GitAdapter(scratch, signal);
-    await throwaway.initBare();
-    // Borrow the user's objects read-only, so the fetch only transfers what is missing and the user's
-    // repository gains nothing.
-    await mkdir(join(scratch, "objects", "info"), { recursive: true });
-    await writeFile(
-      join(scratch, "objects", "info", "alternates"),
-      `${join(location.commonDir, "objects")}\n`,
-    );
-    let commit: string;
-    try {
-      commit = await throwaway.fetchCommit(absoluteRemoteUrl(url, location.root), base);
-    } catch (error) {
-      signal?.throwIfAborted();
-      throw new BaselineError(
-        "EUNKNOWNBASE",
-        `unknown base ${base}: tried ${[...tried, `fetching ${base} from origin (${url})`].join(", ")}; the fetch failed: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
-    return { commit, source: `explicit --base=${base} (fetched from origin)`, objectsCwd: scratch, release };
-  } catch (error) {
-    await release();
-    throw error;
-  }
-}
-
 /**
- * git resolves a relative local remote URL against the working tree's top level; the fetch runs elsewhere,
- * so make such a URL absolute. URLs with a scheme and scp-like `host:path` are left alone.
+ * Whether `rev` could name something on a remote: a commit id, or a name git's ref rules allow (no
+ * `..`, no control characters, spaces or `~^:?*[\`, not starting with `-`, no `@{`). Anything else is
+ * an expression that only means something locally.
  */
-function absoluteRemoteUrl(url: string, root: string): string {
-  if (url.includes("://") || isAbsolute(url)) return url;
-  const colon = url.indexOf(":");
-  const slash = url.indexOf("/");
-  if (colon > 0 && (slash < 0 || colon < slash)) return url;
-  return resolve(root, url);
+function isFetchableRevision(rev: string): boolean {
+  return (
+    !rev.startsWith("-") &&
+    !rev.includes("..") &&
+    !rev.includes("@{") &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+    !/[\x00-\x20\x7f~^:?*[\\]/.test(rev) &&
+    !rev.endsWith("/") &&
+    !rev.endsWith(".")
+  );
 }

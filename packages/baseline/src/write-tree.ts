@@ -1,8 +1,34 @@
-import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CatFileBatch } from "./cat-file.js";
-import { BaselineError, messageOf } from "./errors.js";
-import { type EntryKind, joinPath, parseTree } from "./tree.js";
+import { checkTrees, indexMatchesTrees, readSymlinkTargets } from "./check-trees.js";
+import { CheckoutError, checkoutFiles } from "./checkout.js";
+import { BaselineError, writeError } from "./errors.js";
+import { privateGitEnvironment } from "./git-env.js";
+import { entryOid, entryPath, type ParsedIndex } from "./index-file.js";
+import type { ManifestEntry } from "./manifest.js";
+import { createPrivateRepo, emptyDirectory, objectFormatOf } from "./private-repo.js";
+import { readTree, type TreeListing } from "./read-tree.js";
+
+/** Where the objects of the commit to write are. */
+export interface TreeSource {
+  commit: string;
+  /** Object directories that hold the commit's objects (the user's, a fetched base's), read-only. */
+  objectDirs: readonly string[];
+  /** When the repository is a partial clone: what fetches the objects it lacks (`partial-clone.ts`). */
+  partial?: PartialCloneFetcher | undefined;
+}
+
+/**
+ * Fetches the objects a partial clone lacks into the private repository (git directory `gitDir`,
+ * environment `env`), so that nothing ever fetches them one by one.
+ */
+export interface PartialCloneFetcher {
+  /** Fetches the commit's trees when its root tree is missing (a treeless clone). */
+  fetchTrees(gitDir: string, env: NodeJS.ProcessEnv, commit: string): Promise<void>;
+  /** Fetches whichever of `blobs` are missing, in one batch. */
+  fetchBlobs(gitDir: string, env: NodeJS.ProcessEnv, blobs: readonly string[]): Promise<void>;
+}
 
 /** What {@link writeTree} reports while it works. */
 export interface WriteTreeOptions {
@@ -11,258 +37,218 @@ export interface WriteTreeOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** A directory of the tree, in breadth-first order (a parent always precedes its children). */
-interface DirNode {
-  /** Path relative to the target, `/`-separated bytes; empty for the root. */
-  path: Buffer;
-  display: string;
-  parent: number;
-  depth: number;
-  /** Whether a file or symlink lies somewhere below it: only those directories are created. */
-  needed: boolean;
-}
-
-interface BlobEntry {
-  kind: Extract<EntryKind, "file" | "executable" | "symlink">;
-  oid: string;
-  path: Buffer;
-  display: string;
-}
-
-/** Blobs up to this size are read whole and written in the background; larger ones are streamed. */
-const SMALL_BLOB = 256 * 1024;
-/** At most this many `git cat-file` processes read blobs at once… */
-const BLOB_READERS = 2;
-/** …and each gets at least this many blobs, since a process costs a few milliseconds to start. */
-const BLOBS_PER_READER = 500;
-const SLASH = Buffer.from("/");
+const SLASH = 0x2f;
 
 /**
- * Writes the tree of `commit`, read from the repository at `objectsCwd`, into the existing empty directory
- * `target`, plus an empty `.git` marker directory at its root.
+ * Writes the tree of `source.commit` into the existing empty directory `target`, plus an empty `.git`
+ * marker directory at its root.
  *
- * Guarantees: every regular file holds the blob's exact bytes (no filters, eol conversion or export
- * attributes: objects are read with `git cat-file --batch`), executables are created 0o755 and other
- * files 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped
- * and reported to `onSubmodule`, directories holding no file do not appear. Every name is validated before
- * anything is written; files are opened exclusively (`wx`), and symlinks are created only after every
- * file and directory, so no write can pass through a symlink or land outside `target`.
+ * How: `target/.git` first serves as a git directory of the cache's own (`private-repo.ts`) that borrows
+ * the objects read-only. `git read-tree` writes the tree's index there (`read-tree.ts`); the tree is
+ * proven sound (`check-trees.ts`) while several `git checkout-index` processes write its regular files
+ * (`checkout.ts`); symlinks are created last, by this function; `target/.git`
+ * is then emptied.
+ *
+ * Guarantees: every regular file holds the blob's exact bytes (the private repository reads no
+ * configuration and its `info/attributes` turns off eol conversion, `ident`, filters and re-encoding for
+ * every path, whatever the tree's `.gitattributes` say), executables are created 0o755 and other files
+ * 0o644 (less the umask), symlinks are real symlinks with the exact target, submodules are skipped and
+ * reported to `onSubmodule`, directories holding no file do not appear. The tree is proven sound (no name
+ * that is empty, `.`, `..`, `.git` in any case, or holds `/` or a backslash, no name twice, no mode git
+ * cannot read: `check-trees.ts`) while git writes the regular files and before any symlink is created; an
+ * unsound tree stops the writing and fails. Writes stay inside `target` whatever the tree: git refuses
+ * paths with an empty, `.`, `..` or `.git` component when it reads the tree, creates files exclusively
+ * and never writes through a symlink, and symlinks are created by this function only after every file and
+ * directory exists. No object is fetched unless `source.partial` does it.
+ *
+ * Resolves to the entries written (files and symlinks, in git's order, sizes not yet measured), read from
+ * the very index git wrote them from: the manifest a cache slot records.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
- * refuses a write, `EGIT` when git fails; `signal.reason` when aborted. On failure `target` holds a partial
- * tree that the caller removes (the staging directory of `cas.stage`, or the temp dir).
+ * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository
+ * complete?"); `signal.reason` when aborted. On failure `target` holds a partial tree that the caller
+ * removes (the staging directory of `cas.stage`, or the temp dir).
  */
 export async function writeTree(
-  objectsCwd: string,
-  commit: string,
+  source: TreeSource,
   target: string,
   options: WriteTreeOptions,
-): Promise<void> {
+): Promise<ManifestEntry[]> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const { dirs, blobs } = await readTrees(objectsCwd, commit, options.onSubmodule, signal);
+  const { commit } = source;
+  const objectFormat = objectFormatOf(commit);
+  const gitDir = join(target, ".git");
   const root = Buffer.from(target);
-  const absolute = (path: Buffer) => Buffer.concat([root, SLASH, path]);
-
-  guardWrite(".git", () => mkdirSync(join(target, ".git")));
-  for (const dir of dirs) {
-    if (dir.depth > 0 && dir.needed) guardWrite(dir.display, () => mkdirSync(absolute(dir.path)));
-  }
-
-  let written = 0;
-  const total = blobs.length;
-  const done = () => {
-    written++;
-    options.onProgress?.(written, total);
-  };
-  // Inflating objects is git's share of the work and the larger one: several cat-file processes, each
-  // given every n-th blob, keep more than one core busy. The first failure stops the others.
-  const stop = new AbortController();
-  const stopSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const readers = Math.max(1, Math.min(BLOB_READERS, Math.ceil(blobs.length / BLOBS_PER_READER)));
-  const shares = Array.from({ length: readers }, (_, r) => blobs.filter((_, i) => i % readers === r));
-  const symlinks: { path: Buffer; display: string; target: Buffer }[] = [];
-  const results = await Promise.allSettled(
-    shares.map((share) =>
-      writeBlobs(objectsCwd, share, absolute, symlinks, done, stopSignal).catch((error: unknown) => {
-        stop.abort(error);
-        throw error;
-      }),
-    ),
-  );
-  // The first real failure, not the abort it caused in the other readers.
-  const failure =
-    results.find((r) => r.status === "rejected" && r.reason !== stop.signal.reason) ??
-    results.find((r) => r.status === "rejected");
-  if (failure?.status === "rejected") throw failure.reason;
-  signal?.throwIfAborted();
-
-  // Last, so that no file or directory above could have been written through one of them.
-  for (const link of symlinks) {
-    signal?.throwIfAborted();
-    guardWrite(link.display, () => symlinkSync(link.target, absolute(link.path)));
-    done();
-  }
-}
-
-/**
- * Streams `blobs` from one `git cat-file --batch` and writes the regular files; symlink targets are
- * collected into `symlinks` for the caller to create last.
- *
- * The writes are synchronous syscalls made between reads of git's output: for thousands of small files,
- * the thread pool's round trips cost more than the writes themselves, and the event loop is never held
- * for longer than one pipe buffer's worth of files.
- */
-async function writeBlobs(
-  objectsCwd: string,
-  blobs: BlobEntry[],
-  absolute: (path: Buffer) => Buffer,
-  symlinks: { path: Buffer; display: string; target: Buffer }[],
-  done: () => void,
-  signal: AbortSignal,
-): Promise<void> {
-  const batch = new CatFileBatch(objectsCwd, { buffered: true, signal });
+  const absolute = (path: Buffer) => Buffer.concat([root, Buffer.from([SLASH]), path]);
   try {
-    // Ask for every blob at once: git streams them back in this order while we write.
-    batch.request(blobs.map((blob) => blob.oid));
-    for (const blob of blobs) {
-      signal.throwIfAborted();
-      const header = await batch.readHeader();
-      if (header.type !== "blob" || header.oid !== blob.oid) {
-        throw new BaselineError(
-          "EBADTREE",
-          `tree entry ${blob.display} should be blob ${blob.oid} but git returned ${header.type} ${header.oid}`,
-        );
-      }
-      if (blob.kind === "symlink") {
-        symlinks.push({
-          path: blob.path,
-          display: blob.display,
-          target: Buffer.from(await batch.readBody(header.size)),
-        });
-        continue;
-      }
-      const mode = blob.kind === "executable" ? 0o755 : 0o644;
-      const path = absolute(blob.path);
-      if (header.size <= SMALL_BLOB) {
-        const bytes = await batch.readBody(header.size);
-        guardWrite(blob.display, () => writeFileSync(path, bytes, { flag: "wx", mode }));
-      } else {
-        // Large blobs flow through chunk by chunk, so memory does not grow with the blob.
-        const fd = guardWrite(blob.display, () => openSync(path, "wx", mode));
-        try {
-          await batch.pipeBody(header.size, async (chunk) => {
-            guardWrite(blob.display, () => writeAll(fd, chunk));
-          });
-        } finally {
-          closeSync(fd);
-        }
-      }
-      done();
-    }
-  } finally {
-    batch.close();
+    await createPrivateRepo(gitDir, { alternates: source.objectDirs, objectFormat });
+  } catch (error) {
+    throw writeError(".git", error);
   }
-}
-
-function writeAll(fd: number, chunk: Buffer): void {
-  for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset);
-}
-
-/**
- * Reads the commit's trees breadth-first, one level per round trip, validating every entry. Returns the
- * directories (marked `needed` when a file or symlink lies below) and the blobs to write.
- */
-async function readTrees(
-  objectsCwd: string,
-  commit: string,
-  onSubmodule: (path: string) => void,
-  signal: AbortSignal | undefined,
-): Promise<{ dirs: DirNode[]; blobs: BlobEntry[] }> {
-  // Trees are read interactively, level by level; this process is done once the tree is known.
-  const batch = new CatFileBatch(objectsCwd, { signal });
+  const env = { ...privateGitEnvironment(gitDir, target), GIT_INDEX_FILE: join(gitDir, "index") };
   try {
-    return await walkTrees(batch, commit, onSubmodule, signal);
-  } finally {
-    batch.close();
-  }
-}
-
-async function walkTrees(
-  batch: CatFileBatch,
-  commit: string,
-  onSubmodule: (path: string) => void,
-  signal: AbortSignal | undefined,
-): Promise<{ dirs: DirNode[]; blobs: BlobEntry[] }> {
-  const oidBytes = commit.length === 64 ? 32 : 20;
-  const dirs: DirNode[] = [{ path: Buffer.alloc(0), display: "", parent: -1, depth: 0, needed: false }];
-  const blobs: BlobEntry[] = [];
-  const submodules: string[] = [];
-  let level: { dir: number; name: string }[] = [{ dir: 0, name: `${commit}^{tree}` }];
-  while (level.length > 0) {
-    signal?.throwIfAborted();
-    batch.request(level.map((tree) => tree.name));
-    const next: typeof level = [];
-    for (const tree of level) {
-      const header = await batch.readHeader();
-      const body = await batch.readBody(header.size);
-      const dir = dirs[tree.dir] as DirNode;
-      if (header.type !== "tree") {
-        throw new BaselineError(
-          "EBADTREE",
-          `tree entry ${dir.display || "/"} is a ${header.type}, not a tree`,
-        );
-      }
-      for (const entry of parseTree(body, oidBytes, dir.display)) {
-        const path = dir.path.length === 0 ? entry.name : Buffer.concat([dir.path, SLASH, entry.name]);
-        const display = joinPath(dir.display, entry.name);
-        if (entry.kind === "tree") {
-          dirs.push({ path, display, parent: tree.dir, depth: dir.depth + 1, needed: false });
-          next.push({ dir: dirs.length - 1, name: entry.oid });
-        } else if (entry.kind === "submodule") {
-          submodules.push(display);
-        } else {
-          blobs.push({ kind: entry.kind, oid: entry.oid, path, display });
-          markNeeded(dirs, tree.dir);
-        }
-      }
+    let tree: TreeListing;
+    try {
+      tree = await readTree(commit, env, signal).catch(async (error: unknown) => {
+        // A treeless clone lacks the trees themselves: fetch them once, and read again.
+        if (signal?.aborted || source.partial === undefined || !(error instanceof BaselineError)) throw error;
+        await source.partial.fetchTrees(gitDir, env, commit);
+        return readTree(commit, env, signal);
+      });
+    } catch (error) {
+      // git refused the tree, or it holds a bad name: walking it byte for byte says precisely why.
+      if (signal?.aborted || !(error instanceof BaselineError)) throw error;
+      await checkTrees(commit, env, signal);
+      throw error;
     }
-    level = next;
+    const { index } = tree;
+    if (source.partial) {
+      const blobs = [...tree.files, ...tree.symlinks].map((entry) => entryOid(index, entry));
+      await source.partial.fetchBlobs(gitDir, env, blobs);
+    }
+    // The symlinks' targets are read and checked while git writes the files; a bad one stops it.
+    const links = tree.symlinks.map((link) => ({
+      oid: entryOid(index, link),
+      path: () => entryPath(index, link).toString("utf8"),
+    }));
+    const targets = readSymlinkTargets(env, links, signal);
+    const verdict = new AbortController();
+    targets.catch((error: unknown) => verdict.abort(error));
+    // Is the tree sound? Usually the index and its cache-tree say so at once; otherwise every tree object
+    // is read, which names the bad entry (or finds the tree sound after all). This runs while git writes
+    // the regular files, which is safe (see above); an unsound tree stops the writing at once.
+    let soundness: Promise<void> | undefined;
+    const checkSoundness = () => {
+      soundness ??= indexMatchesTrees(index) ? Promise.resolve() : checkTrees(commit, env, signal);
+      soundness.catch((error: unknown) => verdict.abort(error));
+    };
+    const total = tree.files.length + tree.symlinks.length;
+    try {
+      await checkoutFiles(index, tree.files, {
+        target,
+        gitDir,
+        env,
+        makeDirectory: (path) => guarded(path, () => mkdirSync(absolute(path), { recursive: true })),
+        onWritten: (written) => options.onProgress?.(written, total),
+        onStarted: checkSoundness,
+        signal: signal ? AbortSignal.any([signal, verdict.signal]) : verdict.signal,
+      });
+      checkSoundness();
+      await soundness;
+    } catch (error) {
+      signal?.throwIfAborted();
+      checkSoundness();
+      await soundness;
+      await targets;
+      if (error instanceof CheckoutError) throw await explainCheckoutFailure(error, tree, env, absolute);
+      throw error;
+    }
+    const symlinkTargets = await targets;
+
+    // Last, so that no file or directory could have been written through one of them. Every directory
+    // they need exists before the first is created.
+    for (const link of tree.symlinks) {
+      const path = entryPath(index, link);
+      const slash = path.lastIndexOf(SLASH);
+      if (slash > 0) guarded(path, () => mkdirSync(absolute(path.subarray(0, slash)), { recursive: true }));
+    }
+    let written = tree.files.length;
+    for (const link of tree.symlinks) {
+      signal?.throwIfAborted();
+      const path = entryPath(index, link);
+      const targetBytes = symlinkTargets.get(entryOid(index, link)) as Buffer;
+      guarded(path, () => symlinkSync(targetBytes, absolute(path)));
+      options.onProgress?.(++written, total);
+    }
+    // Reported only once the whole tree is known to be valid.
+    for (const submodule of tree.submodules)
+      options.onSubmodule(entryPath(index, submodule).toString("utf8"));
+    return writtenEntries(index, tree);
+  } finally {
+    // What remains is the `.git` marker: an empty directory.
+    await emptyDirectory(gitDir).catch(() => {});
   }
-  // Reported only once the whole tree is known to be valid.
-  for (const path of submodules) onSubmodule(path);
-  return { dirs, blobs };
 }
 
-function markNeeded(dirs: DirNode[], index: number): void {
-  for (let at = index; at > 0; ) {
-    const dir = dirs[at] as DirNode;
-    if (dir.needed) return;
-    dir.needed = true;
-    at = dir.parent;
-  }
+/** The files and symlinks of `tree`, in the index's (git's) order, as a manifest lists them. */
+function writtenEntries(index: ParsedIndex, tree: TreeListing): ManifestEntry[] {
+  const written = [...tree.files, ...tree.symlinks].sort((a, b) => a - b);
+  return written.map((i) => ({
+    mode:
+      (index.modes[i] as number) === 0o120000
+        ? "120000"
+        : (index.modes[i] as number) & 0o100
+          ? "100755"
+          : "100644",
+    oid: entryOid(index, i),
+    path: entryPath(index, i),
+    size: -1,
+  }));
 }
 
-/** Runs a filesystem write, turning its failure into a BaselineError with the errno code, naming the tree path. */
-function guardWrite<T>(display: string, write: () => T): T {
+/** Runs a filesystem write, turning its failure into a BaselineError that names the tree path. */
+function guarded<T>(path: Buffer, write: () => T): T {
   try {
     return write();
   } catch (error) {
-    if (error instanceof BaselineError) throw error;
-    const code = (error as { code?: unknown } | null)?.code;
-    const errno = typeof code === "string" ? code : "EWRITE";
-    const hint =
-      errno === "EEXIST"
-        ? " (two tree entries map to one file name, as happens on a case-insensitive filesystem)"
-        : "";
-    const advice =
-      errno === "ENOSPC" || errno === "EDQUOT"
-        ? "; free space on that filesystem or use another cache directory"
-        : errno === "EACCES" || errno === "EPERM" || errno === "EROFS"
-          ? "; the cache directory (or the OS temp dir without a cache) must be writable"
-          : "";
-    throw new BaselineError(errno, `cannot write ${display}${hint}: ${messageOf(error)}${advice}`, {
-      cause: error,
-    });
+    throw writeError(path.toString("utf8"), error);
+  }
+}
+
+/**
+ * git says which file it could not write but not always why (a failed write has no errno in its
+ * message): do the same step again here, which fails the same way with the filesystem's own code. When
+ * the step succeeds here after all, git's message is the error.
+ */
+async function explainCheckoutFailure(
+  error: CheckoutError,
+  tree: TreeListing,
+  env: NodeJS.ProcessEnv,
+  absolute: (path: Buffer) => Buffer,
+): Promise<BaselineError> {
+  const { action, path, stderr } = error.failure;
+  const gitFailed = () =>
+    new BaselineError(
+      "EGIT",
+      action === "read"
+        ? `git checkout-index cannot read an object (is the repository complete?): ${stderr}`
+        : `git checkout-index failed: ${stderr}`,
+      { cause: error },
+    );
+  if (path === undefined) return gitFailed();
+  try {
+    if (action === "mkdir") {
+      mkdirSync(absolute(path));
+    } else if (action === "create" || action === "exists") {
+      closeSync(openSync(absolute(path), "wx", 0o644));
+      unlinkSync(absolute(path));
+    } else if (action === "write") {
+      const file = tree.files.find((entry) => entryPath(tree.index, entry).equals(path));
+      if (file !== undefined) await rewriteBlob(entryOid(tree.index, file), absolute(path), env);
+    }
+  } catch (reason) {
+    return writeError(path.toString("utf8"), reason);
+  }
+  return gitFailed();
+}
+
+/** Writes one blob to `path` again, streamed, so a refused write fails here with its errno. */
+async function rewriteBlob(oid: string, path: Buffer, env: NodeJS.ProcessEnv): Promise<void> {
+  const batch = new CatFileBatch({ env });
+  try {
+    batch.request([oid]);
+    batch.end();
+    const header = await batch.readHeader();
+    const fd = openSync(path, "w");
+    try {
+      await batch.streamBody(header.size, (chunk) => {
+        for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at);
+      });
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    batch.close();
   }
 }

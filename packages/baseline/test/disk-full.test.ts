@@ -3,7 +3,7 @@
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDescribe, mountTmpfs, unmount } from "@cas-stage/test-support/kernel";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { cacheNames, gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
 

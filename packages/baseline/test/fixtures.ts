@@ -174,6 +174,33 @@ export function cacheNames(cacheRoot: string): string[] {
   return names;
 }
 
+/**
+ * Every byte under `dir` (a repository, `.git` included), without running git: each file's mode, mtime and
+ * content hash, each symlink's target, each directory. A write of any kind, even of identical bytes,
+ * changes it.
+ */
+export function snapshotFiles(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (path: string, rel: string) => {
+    for (const name of readdirSync(path)) {
+      const full = join(path, name);
+      const key = rel ? `${rel}/${name}` : name;
+      const stats = lstatSync(full);
+      if (stats.isDirectory()) {
+        files[`${key}/`] = "dir";
+        walk(full, key);
+      } else if (stats.isSymbolicLink()) {
+        files[key] = `link ${readlinkSync(full)}`;
+      } else {
+        const hash = createHash("sha256").update(readFileSync(full)).digest("hex");
+        files[key] = `${stats.mode.toString(8)} ${stats.mtimeMs} ${hash}`;
+      }
+    }
+  };
+  walk(dir, "");
+  return files;
+}
+
 /** The relative paths of every entry under `dir`, sorted, directories with a trailing `/`. */
 export function listTree(dir: string): string[] {
   const out: string[] = [];

@@ -1,10 +1,12 @@
-import { existsSync, readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
 import { stagingDir } from "../src/layout.js";
 import {
   commitTree,
+  gitBytes,
   hashBlob,
   listTree,
   makeTempDir,
@@ -86,11 +88,67 @@ describe("hostile trees", () => {
     expect(readdirSync(outside)).toEqual([]);
   });
 
-  it("rejects an entry with an unknown mode", async () => {
+  it("rejects a name holding '/' that leads into a real directory of the same name", async () => {
     const { repo } = originAndClone();
-    const root = rawTree(repo.dir, [{ mode: "100600", name: "odd", oid: hashBlob(repo.dir, "x\n") }]);
+    const inner = rawTree(repo.dir, [
+      { mode: "100644", name: "real.txt", oid: hashBlob(repo.dir, "real\n") },
+    ]);
+    const root = rawTree(repo.dir, [
+      { mode: "100644", name: "a/smuggled.txt", oid: hashBlob(repo.dir, "smuggled\n") },
+      { mode: "40000", name: "a", oid: inner },
+    ]);
     const { error } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
     expect(error.code).toBe("EBADTREE");
-    expect(error.message).toContain('unsupported mode "100600"');
+    expect(error.message).toContain("path separator");
+  });
+
+  it("rejects an empty directory with a bad name, though nothing would be written for it", async () => {
+    const { repo } = originAndClone();
+    const emptyTree = gitBytes(repo.dir, ["hash-object", "-w", "-t", "tree", "--stdin"], "")
+      .toString()
+      .trim();
+    const root = rawTree(repo.dir, [
+      { mode: "40000", name: "..", oid: emptyTree },
+      { mode: "100644", name: "fine.txt", oid: hashBlob(repo.dir, "fine\n") },
+    ]);
+    const { error } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
+    expect(error.code).toBe("EBADTREE");
+    expect(error.message).toContain('the name ".."');
+  });
+
+  it("rejects an entry whose mode git cannot read either", async () => {
+    const { repo } = originAndClone();
+    const root = rawTree(repo.dir, [{ mode: "10a644", name: "odd", oid: hashBlob(repo.dir, "x\n") }]);
+    const { error } = await rejectCrafted(repo.dir, commitTree(repo.dir, root));
+    expect(error.code).toBe("EBADTREE");
+    expect(error.message).toContain('malformed mode "10a644"');
+  });
+});
+
+describe("modes as git reads them", () => {
+  it("writes what git archive writes for 100600, 100664, 100775 and a zero-padded 040000", async () => {
+    const { repo } = originAndClone();
+    const inner = rawTree(repo.dir, [
+      { mode: "100644", name: "deep.txt", oid: hashBlob(repo.dir, "deep\n") },
+    ]);
+    const root = rawTree(repo.dir, [
+      { mode: "100600", name: "private.txt", oid: hashBlob(repo.dir, "private\n") },
+      { mode: "100664", name: "group.txt", oid: hashBlob(repo.dir, "group\n") },
+      { mode: "100775", name: "run.sh", oid: hashBlob(repo.dir, "#!/bin/sh\n") },
+      { mode: "040000", name: "sub", oid: inner },
+    ]);
+    const commit = commitTree(repo.dir, root);
+    const result = await materializeBaseline({ path: repo.dir, base: commit });
+    const archived = makeTempDir("archive");
+    execFileSync("sh", ["-c", 'git -C "$1" archive "$2" | tar -x -C "$3"', "sh", repo.dir, commit, archived]);
+
+    expect(listTree(result.dir)).toEqual([".git/", ...listTree(archived)]);
+    for (const path of ["private.txt", "group.txt", "run.sh", "sub/deep.txt"]) {
+      expect(readFileSync(join(result.dir, path)), path).toEqual(readFileSync(join(archived, path)));
+      const executable = (file: string) => (statSync(file).mode & 0o100) !== 0;
+      expect(executable(join(result.dir, path)), path).toBe(executable(join(archived, path)));
+    }
+    expect(statSync(join(result.dir, "private.txt")).mode & 0o777).toBe(0o644 & ~process.umask());
+    expect(statSync(join(result.dir, "run.sh")).mode & 0o111).not.toBe(0);
   });
 });

@@ -1,5 +1,16 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError, materializeBaseline } from "../src/index.js";
@@ -70,6 +81,87 @@ describe("writing the tree", () => {
     expect(readFileSync(join(result.dir, "subst.txt"), "utf8")).toBe("$Format:%H$\n");
     expect(readFileSync(join(result.dir, "file.id"), "utf8")).toBe("$Id$\n");
     expect(readFileSync(join(result.dir, "data.bin"))).toEqual(binary);
+  });
+
+  it("writes exact blob bytes whatever the tree's attributes and the user's global config ask for", async () => {
+    const { repo } = originAndClone();
+    // The user's global configuration: eol conversion everywhere, and a git-lfs filter that rewrites.
+    const globalConfig = join(process.env.HOME as string, ".gitconfig");
+    writeFileSync(
+      globalConfig,
+      [
+        "[core]",
+        "\tautocrlf = true",
+        "\teol = crlf",
+        '[filter "lfs"]',
+        "\tsmudge = sed s/a/LFS/g",
+        "\tclean = cat",
+        "\trequired = true",
+        "",
+      ].join("\n"),
+    );
+    try {
+      const attributes = [
+        "*.crlf text eol=crlf",
+        "*.auto text=auto",
+        "*.utf16 text working-tree-encoding=UTF-16",
+        "*.id ident",
+        "*.lfs filter=lfs diff=lfs merge=lfs -text",
+        "",
+      ].join("\n");
+      const contents: Record<string, string> = {
+        ".gitattributes": attributes,
+        "lines.crlf": "one\ntwo\n",
+        "guess.auto": "alpha\nbeta\n",
+        "wide.utf16": "a text in utf-8\n",
+        "stamp.id": "$Id$\n",
+        "object.lfs": "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 3\n",
+      };
+      // Blobs made without any filter, so their bytes are exactly these.
+      const root = rawTree(
+        repo.dir,
+        Object.entries(contents)
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([name, text]) => ({ mode: "100644", name, oid: hashBlob(repo.dir, text) })),
+      );
+      const commit = commitTree(repo.dir, root);
+
+      const result = await materializeBaseline({
+        path: repo.dir,
+        base: commit,
+        cacheRoot: makeTempDir("cache"),
+      });
+      for (const [name, text] of Object.entries(contents)) {
+        expect(readFileSync(join(result.dir, name), "utf8"), name).toBe(text);
+      }
+
+      // The same tree checked out by git as a user would get it is altered: the test is not vacuous.
+      const peer = makeTempDir("peer");
+      const env = { ...process.env, GIT_INDEX_FILE: join(peer, "index") };
+      execFileSync("git", ["read-tree", commit], { cwd: repo.dir, env });
+      execFileSync("git", ["checkout-index", "--all", `--prefix=${peer}/out/`], { cwd: repo.dir, env });
+      expect(readFileSync(join(peer, "out", "lines.crlf"), "utf8")).toBe("one\r\ntwo\r\n");
+      expect(readFileSync(join(peer, "out", "object.lfs"), "utf8")).toContain("LFS");
+      expect(readFileSync(join(peer, "out", "stamp.id"), "utf8")).not.toBe("$Id$\n");
+    } finally {
+      rmSync(globalConfig, { force: true });
+    }
+  });
+
+  it("runs no program that the user's git configuration names (an fsmonitor hook)", async () => {
+    const { repo } = originAndClone();
+    const marker = join(makeTempDir("hook"), "ran");
+    const hook = join(makeTempDir("hook"), "fsmonitor.sh");
+    writeFileSync(hook, `#!/bin/sh\necho "$@" >> "${marker}"\n`, { mode: 0o755 });
+    const globalConfig = join(process.env.HOME as string, ".gitconfig");
+    writeFileSync(globalConfig, `[core]\n\tfsmonitor = ${hook}\n`);
+    try {
+      const result = await materializeBaseline({ path: repo.dir, cacheRoot: makeTempDir("cache") });
+      expect(readFileSync(join(result.dir, "src", "app.txt"), "utf8")).toBe("app v1\n");
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      rmSync(globalConfig, { force: true });
+    }
   });
 
   it("streams blobs larger than memory buffers byte for byte", async () => {
@@ -216,16 +308,25 @@ describe("temp directories", () => {
     expect(cacheNames(cacheRoot)).toEqual([]);
   });
 
-  it("reports progress as files written out of the total", async () => {
+  it("reports progress as files written out of the total, rising to the total", async () => {
     const { repo } = originAndClone();
+    for (let i = 0; i < 600; i++) repo.write(`many/${i}.txt`, `${i}\n`);
+    symlinkSync("many/0.txt", join(repo.dir, "link"));
+    const commit = repo.commit("many");
     const calls: [number, number][] = [];
     await materializeBaseline({
       path: repo.dir,
+      base: commit,
       onProgress: (written, total) => calls.push([written, total]),
     });
-    expect(calls).toEqual([
-      [1, 2],
-      [2, 2],
-    ]);
+    // Files are reported as git's batches complete, then each symlink: more than one call, rising, ending
+    // at the total.
+    const total = 603;
+    expect(calls.length).toBeGreaterThan(1);
+    expect(calls.every(([, t]) => t === total)).toBe(true);
+    expect(calls.map(([written]) => written)).toEqual(
+      [...calls.map(([written]) => written)].sort((a, b) => a - b),
+    );
+    expect(calls.at(-1)).toEqual([total, total]);
   });
 });

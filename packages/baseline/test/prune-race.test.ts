@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDescribe } from "@cas-stage/test-support/kernel";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo, makeTempDir, removeTempDirs } from "./fixtures.js";
 import { runNode, WORKERS, waitUntil } from "./processes.js";

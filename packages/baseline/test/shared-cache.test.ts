@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDescribe } from "@cas-stage/test-support/kernel";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo } from "./fixtures.js";
 import { WORKERS } from "./processes.js";

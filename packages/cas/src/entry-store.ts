@@ -2,7 +2,7 @@ import { access, constants, lstat, mkdir, open, rename, rmdir, utimes, writeFile
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CasError, codeOf, messageOf, StageError } from "./errors.js";
-import { pathExists, removeTreeQuietly } from "./fs.js";
+import { makeDirectory, pathExists, removeTreeQuietly } from "./fs.js";
 import { type BuildContext, stage } from "./stage.js";
 import { removeAbandonedTrash, trashPathFor } from "./trash.js";
 
@@ -120,8 +120,8 @@ export class EntryStore {
 
   /** Creates the staging and trash directories (and their parents). Throws the `mkdir` error. */
   async prepare(): Promise<void> {
-    await mkdir(this.stagingDir, { recursive: true });
-    await mkdir(this.trashDir, { recursive: true });
+    await makeDirectory(this.stagingDir);
+    await makeDirectory(this.trashDir);
   }
 
   /**
@@ -406,7 +406,7 @@ export class EntryStore {
   async #makeParentOf(slot: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dirname(slot), { recursive: true });
+        await makeDirectory(dirname(slot));
         return;
       } catch (error) {
         if (codeOf(error) !== "ENOENT" || attempt >= MAX_PARENT_ATTEMPTS) throw error;

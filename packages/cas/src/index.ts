@@ -10,7 +10,7 @@ export {
   TRASH_GRACE_MS,
 } from "./entry-store.js";
 export { CasError, codeOf, messageOf, StageError, type StagePhase } from "./errors.js";
-export { pathExists, removeTree, removeTreeQuietly } from "./fs.js";
+export { makeDirectory, pathExists, removeTree, removeTreeQuietly } from "./fs.js";
 export {
   type EvictionCandidate,
   type EvictionPolicy,

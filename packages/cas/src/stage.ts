@@ -1,11 +1,14 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { setImmediate } from "node:timers/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { syncDirectory, syncTree } from "./durable.js";
 import { StageError } from "./errors.js";
 import { pathExists, removeTreeQuietly } from "./fs.js";
 import { renameDirectory } from "./rename.js";
 import { makeTempDir, tempPrefixFor } from "./temp-name.js";
+
+/** How long an aborted `stage` waits for its build to stop before rejecting all the same. */
+const ABORT_GRACE_MS = 1_000;
 
 /** What `build` receives besides the staging directory. */
 export interface BuildContext {
@@ -30,8 +33,9 @@ export interface StageOptions {
    */
   adopt: () => boolean | Promise<boolean>;
   /**
-   * Aborting before the slot is published rejects with `signal.reason` at once, even while `build` is still
-   * running; nothing is published, and the temp dir is removed as soon as `build` settles.
+   * Aborting before the slot is published rejects with `signal.reason` as soon as `build` stops (with its temp
+   * dir removed), or after a second if `build` ignores the signal; nothing is published either way, and the
+   * temp dir of such a build is removed as soon as it settles.
    */
   signal?: AbortSignal;
   /** fsync the staged tree before publishing it and the slot's directory after. Default false. */
@@ -66,8 +70,9 @@ export interface StageResult {
  * - {@link StageError} `phase: "tmp"` when the temp dir cannot be made (`code` from the cause, e.g.
  *   `ENOENT` for a missing `parent`);
  * - whatever `build` or `adopt` throws, as the very same value;
- * - `signal.reason` as soon as the signal aborts before the slot is published, without waiting for a
- *   `build` that ignores the signal (its temp dir goes once it settles);
+ * - `signal.reason` when the signal aborts before the slot is published: once `build` has stopped and the
+ *   temp dir is gone, or after at most a second for a `build` that ignores its signal (whose temp dir goes
+ *   once it settles);
  * - {@link StageError} `phase: "finalize"` when publishing fails (`EEXIST` or `ENOTEMPTY` for a taken slot,
  *   `EXDEV`, `ENOENT` for a missing directory of `final`, …) and `adopt()` returns false.
  *
@@ -90,14 +95,19 @@ export async function stage(options: StageOptions): Promise<StageResult> {
   const built = await runBuild(build, staging, signal);
   if (built.outcome === "aborted") {
     // The build may still be writing into staging: remove it only once the build is done with it. A build
-    // that stops within one turn of the event loop (most do, on their signal) is waited for, so that the
-    // rejection finds nothing left; one that ignores its signal is not.
+    // that stops on its signal (killing its child processes takes a few milliseconds) is waited for, so
+    // that the rejection finds nothing left; one that ignores its signal is waited for no longer than
+    // ABORT_GRACE_MS, and its temp dir goes when it settles.
     const settled = built.running.then(
       () => true,
       () => true,
     );
     const cleanup = settled.then(() => removeTreeQuietly(staging));
-    if (await Promise.race([settled, setImmediate(false)])) await cleanup;
+    const patience = new AbortController();
+    const gaveUp = sleep(ABORT_GRACE_MS, false, { ref: false, signal: patience.signal }).catch(() => false);
+    const stopped = await Promise.race([settled, gaveUp]);
+    patience.abort();
+    if (stopped) await cleanup;
     throw signal?.reason;
   }
   try {

@@ -142,11 +142,11 @@ describe("EntryStore.publish builds a missing entry", () => {
     expect(build.calls).toBe(0);
   });
 
-  it("fails with ENOENT after a bounded number of attempts when the slot's parent is a dangling symlink", async () => {
+  it("fails at once with EEXIST when a dangling symlink stands where the slot's parent should be", async () => {
     const cache = await makeCache();
     await symlink(join(cache.root, "nowhere"), join(cache.root, "ab"));
     const error = await publishEntry(cache, "abc").catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: "ENOENT", syscall: "mkdir" });
+    expect(error).toMatchObject({ code: "EEXIST", syscall: "mkdir" });
     await expectNoDebris(cache);
   });
 

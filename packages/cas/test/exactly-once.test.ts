@@ -41,6 +41,29 @@ describe("stage: exactly one winner per slot", () => {
   });
 });
 
+describe("stage: abort while build stops on its signal", () => {
+  it("waits for a build that takes a while to stop, so the rejection finds nothing left", async () => {
+    const parent = await tempDir();
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const outcome = stage({
+      parent,
+      final: join(parent, "slot"),
+      signal: controller.signal,
+      build: async (staging, { signal }) => {
+        await writeFile(join(staging, "started"), "x");
+        controller.abort(reason);
+        // Stopping takes a few turns of the event loop, as killing child processes does.
+        for (let turn = 0; turn < 20; turn++) await setImmediate();
+        signal?.throwIfAborted();
+      },
+      adopt: () => false,
+    });
+    await expect(outcome).rejects.toBe(reason);
+    expect(await readdir(parent)).toEqual([]);
+  });
+});
+
 describe("stage: abort while build ignores its signal", () => {
   it("rejects with the reason before the build settles, and removes the temp dir once it does", async () => {
     const parent = await tempDir();

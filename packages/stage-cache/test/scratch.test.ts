@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { scratchOwnerState } from "../src/scratch.js";
 import { readTree, sampleTree, tempDir, until, writeTree } from "./fixtures.js";
-import { isRoot, LineProcess, SCRATCH_OWNER, stageOnce } from "./processes.js";
+import { LineProcess, SCRATCH_OWNER, stageOnce } from "./processes.js";
 
 const HOUR_MS = 3_600_000;
 const SOURCE_FILES = [".env", "README.md", "bin", "src"];

@@ -4,9 +4,9 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDescribe } from "@cas-stage/test-support/kernel";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { sampleTree, tempDir } from "./fixtures.js";
-import { isRoot, NOBODY, type OnceResult, stageOnce } from "./processes.js";
+import { NOBODY, type OnceResult, stageOnce } from "./processes.js";
 
 const ROOT_USER = { uid: 0, gid: 0 };
 const UNMARKABLE =
