@@ -3,6 +3,7 @@
 // every slot whole. Replay a failure with CAS_TORTURE_SEED=<the printed seed>.
 import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { mulberry32 } from "@cas-stage/test-support/mulberry32";
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanBaselines, listBaselines, materializeBaseline, verifyBaselines } from "../src/index.js";
 import { stagingDir, trashDir } from "../src/layout.js";
@@ -125,14 +126,3 @@ describe("processes materializing and pruning one cache, SIGKILLed at any point"
     ).toEqual([]);
   });
 });
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}

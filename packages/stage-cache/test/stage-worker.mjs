@@ -18,21 +18,15 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { mulberry32 } from "@cas-stage/test-support/mulberry32";
 import { TEST_HOOKS } from "../dist/cache.js";
 import { StageCache } from "../dist/index.js";
 
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const report = (line) => writeSync(1, `${JSON.stringify(line)}\n`);
 
-/** mulberry32, seeded by the job, so a run can be replayed (see the test's CAS_SEED). */
-let state = job.seed >>> 0;
-function random() {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-}
+/** Seeded by the job, so a run can be replayed (see the test's CAS_SEED). */
+const random = mulberry32(job.seed);
 
 const cache = await StageCache.open({
   root: job.root,

@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import { mulberry32 } from "./mulberry32.mjs";
 
 /**
  * Seeded randomness for tests, so that any failure can be replayed: every random choice of a test comes from
@@ -17,21 +18,13 @@ export function seedFromEnv(name = "CAS_SEED"): number {
   return value >>> 0;
 }
 
-/** mulberry32: a tiny seeded generator; the same seed gives the same sequence in every process. */
+/** Seeded choices over {@link mulberry32}: the same seed gives the same sequence in every process. */
 export class Rng {
-  #state: number;
+  /** A float in [0, 1). */
+  readonly next: () => number;
 
   constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    this.next = mulberry32(seed);
   }
 
   /** An integer in [0, below). */

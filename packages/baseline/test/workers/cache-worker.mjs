@@ -12,6 +12,7 @@
 //   prune-victim  prune as above, blocking the process at the eviction step `stopAt`
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { mulberry32 } from "@cas-stage/test-support/mulberry32";
 import { materializeBaseline, pruneBaselines, verifyBaselines } from "../../dist/index.js";
 import { pruneWith } from "../../dist/prune.js";
 import { openStore } from "../../dist/store.js";
@@ -22,18 +23,6 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 /** Blocks the whole process (no event loop turn), so a SIGKILL lands exactly here. */
 const freeze = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-
-/** A seeded generator (mulberry32), so a failing run can be replayed with its seed. */
-function generator(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Why the tree at `dir` is not the whole tree of `expected`, or undefined when it is. */
 function problemWith(dir, expected) {
@@ -52,7 +41,7 @@ function problemWith(dir, expected) {
 
 const contentOf = (tag, i) => `${tag}:${i}\n`.repeat(4);
 
-const random = generator(config.seed);
+const random = mulberry32(config.seed);
 if (role === "materialize") {
   for (let call = 0; call < config.calls; call++) {
     const expected = config.commits[Math.floor(random() * config.commits.length)];

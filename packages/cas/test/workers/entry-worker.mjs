@@ -15,6 +15,7 @@ import "./stryker-child.mjs";
 import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { mulberry32 } from "@cas-stage/test-support/mulberry32";
 import { EntryStore, evictLeastRecentlyUsed } from "../../dist/index.js";
 
 const FILES = 6;
@@ -169,18 +170,6 @@ async function run(op, name, options) {
   const result = await call(op, name, options);
   if (result.error) emit({ event: "error", op, name, ...result.error });
   else emit({ event: "done", op, name, ...result });
-}
-
-/** mulberry32, as @cas-stage/test-support's Rng: a seed means the same choices everywhere. */
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 emit({ event: "ready" });

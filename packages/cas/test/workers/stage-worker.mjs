@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { mulberry32 } from "@cas-stage/test-support/mulberry32";
 import { stage } from "../../dist/index.js";
 
 const [parent, slotList, filesArg, msArg, goFile, seedArg] = process.argv.slice(2);
@@ -19,18 +20,6 @@ const empty = filesArg === "empty";
 const files = empty ? 0 : Number(filesArg);
 const msPerFile = Number(msArg);
 const random = seedArg ? mulberry32(Number(seedArg)) : () => 1;
-
-/** The same generator as @cas-stage/test-support's Rng, so a seed means the same pauses everywhere. */
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function emit(line) {
   process.stdout.write(`${JSON.stringify(line)}\n`);
