@@ -2,7 +2,7 @@
 // See scripts/mutate.mjs for how to run it.
 import { fileURLToPath } from "node:url";
 
-const tsc = fileURLToPath(import.meta.resolve("typescript/bin/tsc"));
+const build = fileURLToPath(new URL("stryker-build.mjs", import.meta.url));
 
 /**
  * @param {{ mutate: string[], vitestConfig?: string, entries?: string[] }} scope
@@ -20,9 +20,8 @@ export function strykerConfig({ mutate, vitestConfig = "vitest.config.ts", entri
     vitest: { configFile: vitestConfig, related: false },
     coverageAnalysis: "perTest",
     // Tests that start worker processes or the CLI run dist: compile it from the instrumented source, so
-    // that they run the active mutant too (@cas-stage/test-support/mutation carries it to them). Options
-    // on the command line: the sandbox is too deep for tsconfig's relative "extends".
-    buildCommand: `node ${tsc} --outDir dist --rootDir src --target ES2022 --module NodeNext --moduleResolution NodeNext --noCheck --skipLibCheck ${entries.join(" ")}`,
+    // that they run the active mutant too (@cas-stage/test-support/mutation carries it to them).
+    buildCommand: `node ${build} ${entries.join(" ")}`,
     concurrency: 2,
     timeoutMS: 30_000,
     reporters: ["clear-text", "progress", "html", "json"],

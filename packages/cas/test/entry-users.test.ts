@@ -5,7 +5,7 @@ import { chmod, chown, lstat, mkdir, readFile, utimes, writeFile } from "node:fs
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { kernelTest, nobody } from "@cas-stage/test-support/kernel";
-import { forChild, underMutation } from "@cas-stage/test-support/mutation";
+import { forChild } from "@cas-stage/test-support/mutation";
 import { describe, expect } from "vitest";
 import {
   CLAIM,
@@ -32,12 +32,6 @@ interface TouchReport {
 
 /** Touches `slot` three times from a process running as nobody. */
 async function touchAsNobody(cache: TestCache, slot: string): Promise<TouchReport> {
-  if (underMutation()) {
-    // Stryker's sandbox (a copy of this package under .stryker-tmp) is made private to root; nobody must
-    // be able to load the worker and the build from it.
-    const sandbox = join(import.meta.dirname, "..");
-    for (const dir of [join(sandbox, ".."), sandbox]) await chmod(dir, 0o755);
-  }
   const config = { root: cache.root, slot, sentinel: SENTINEL, claim: CLAIM, times: 3 };
   const bridge = forChild();
   try {
