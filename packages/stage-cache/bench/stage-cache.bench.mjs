@@ -4,14 +4,16 @@
 //
 // Generates a nested tree of mixed file sizes under --target, then alternates in one run (so disk noise
 // hits every contender alike): a cold stage vs `cp -a` vs Node's fs.cp(recursive); a warm hit in a new
-// StageCache; a repeated hit in the same one; fingerprintTree vs `sha256sum` over the same files.
+// StageCache; a repeated hit in the same one; fingerprintTree vs `sha256sum` over the same files; and whole
+// processes as a script runs them: `cas-stage-cache stage` cold vs `cp -a`, and a hit vs `node -e 0`.
 // Prints medians and the ratios against the goals of the issue (--json also writes them to FILE, for the
 // root `npm run bench` report). Needs a build (dist/).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { cp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { fingerprintTree, StageCache } from "../dist/index.js";
 
@@ -66,7 +68,21 @@ const fresh = (name) => {
 };
 
 generate();
-const t = { stage: [], cpA: [], fsCp: [], warm: [], repeated: [], fingerprint: [], sha256sum: [] };
+const cli = join(dirname(dirname(fileURLToPath(import.meta.url))), "dist", "cli.js");
+const run = (command, args) => execFileSync(command, args, { stdio: ["ignore", "ignore", "inherit"] });
+const t = {
+  stage: [],
+  cpA: [],
+  fsCp: [],
+  warm: [],
+  repeated: [],
+  fingerprint: [],
+  sha256sum: [],
+  cliCold: [],
+  cliCpA: [],
+  cliHit: [],
+  node: [],
+};
 for (let round = 0; round < rounds; round++) {
   const root = fresh("cache");
   const cpTarget = fresh("cp-a");
@@ -107,6 +123,22 @@ for (let round = 0; round < rounds; round++) {
       execFileSync("sh", ["-c", "find . -type f -print0 | xargs -0 sha256sum > /dev/null"], { cwd: source }),
     ),
   );
+
+  // Whole processes: both copies start a process, so the CLI's start-up counts as a script would see it.
+  const cliRoot = fresh("cli-cache");
+  const cliCpTarget = fresh("cli-cp-a");
+  const cliStage = ["stage", source, "--fingerprint", "bench", "--cache-dir", cliRoot];
+  const processes = [
+    async () => t.cliCold.push(await time(() => run(process.execPath, [cli, ...cliStage]))),
+    async () => t.cliCpA.push(await time(() => run("cp", ["-a", source, cliCpTarget]))),
+  ];
+  for (let k = 0; k < processes.length; k++) await processes[(round + k) % processes.length]();
+  for (let i = 0; i < 10; i++) {
+    t.cliHit.push(await time(() => run(process.execPath, [cli, ...cliStage])));
+    t.node.push(await time(() => run(process.execPath, ["-e", "0"])));
+  }
+  rmSync(cliRoot, { recursive: true, force: true });
+  rmSync(cliCpTarget, { recursive: true, force: true });
   process.stderr.write(`round ${round + 1}/${rounds} done\n`);
 }
 
@@ -128,6 +160,12 @@ console.log(
 console.log(
   `fingerprintTree     ${ms(m.fingerprint)}   sha256sum ${ms(m.sha256sum)}   throughput ratio = ${(m.sha256sum / m.fingerprint).toFixed(2)}x (goal >= 0.8x: ${verdict(m.sha256sum / m.fingerprint >= 0.8)})`,
 );
+console.log(
+  `cas-stage-cache stage, cold, whole process ${ms(m.cliCold)}   cp -a ${ms(m.cliCpA)} = ${(m.cliCold / m.cliCpA).toFixed(2)}x (goal <= 1.0x: ${verdict(m.cliCold <= m.cliCpA)})`,
+);
+console.log(
+  `cas-stage-cache stage, hit, whole process  ${ms(m.cliHit)}   node -e 0 ${ms(m.node)} (goal <= 60 ms: ${verdict(m.cliHit <= 60)})`,
+);
 if (values.json) {
   writeFileSync(
     values.json,
@@ -144,6 +182,10 @@ if (values.json) {
       repeatedHitUs: m.repeated * 1000,
       fingerprintMs: m.fingerprint,
       sha256sumMs: m.sha256sum,
+      cliColdMs: m.cliCold,
+      cliCpAMs: m.cliCpA,
+      cliHitMs: m.cliHit,
+      nodeMs: m.node,
     }),
   );
 }
