@@ -101,6 +101,26 @@ describe("exit codes and where text goes", () => {
     expect(stderr).toBe("demo: cannot write /x: disk full; free space\n  caused by: write ENOSPC\n");
   });
 
+  it("drops the library's prefix from a message and its causes, keeping the whole chain", async () => {
+    const { code, stderr } = await run(["fail-deep"]);
+    expect(code).toBe(1);
+    expect(stderr).toBe("demo: it broke\n  caused by: the disk said no\n  caused by: EIO\n");
+    const json = await run(["fail-deep", "--json"]);
+    expect(JSON.parse(json.stdout).error).toEqual({ code: "EDEEP", message: "it broke" });
+  });
+
+  it("exits with the code a command returns, after its result", async () => {
+    expect(await run(["problems"])).toEqual({ code: 1, stdout: "bad one\n", stderr: "" });
+    const json = await run(["problems", "--json"]);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ version: 1, bad: 1 });
+  });
+
+  it("wraps help at 100 columns", async () => {
+    const { stdout } = await run(["help"]);
+    for (const line of stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(100);
+  });
+
   it("prints errors as JSON on stdout under --json, with the usual exit code", async () => {
     const failure = await run(["fail", "--json"]);
     expect(failure.code).toBe(1);

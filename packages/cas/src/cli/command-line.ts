@@ -34,7 +34,11 @@ export interface CommandSpec {
   /** How many positional arguments the command takes: `[min, max]`. Default `[0, 0]`. */
   args?: [number, number];
   examples?: string[];
-  run: (context: CommandContext) => Promise<void>;
+  /**
+   * Does the work; resolves to the exit code when it is not 0 (`EXIT.failure` for problems found, such as a
+   * `verify` that found bad entries, after printing its result). A thrown error is reported by `runCli`.
+   */
+  run: (context: CommandContext) => Promise<void> | Promise<number>;
 }
 
 export interface CliSpec {
@@ -47,6 +51,11 @@ export interface CliSpec {
   defaultCommand?: string;
   /** Options every command takes, besides the built-in ones (`--json`, `-q`, `--progress`, `-h`, `-V`). */
   globalOptions?: Record<string, OptionSpec>;
+  /**
+   * What the tool's library puts in front of its error messages (`stage-cache: `): dropped when a message
+   * is printed, where the tool's own name stands in front of it.
+   */
+  messagePrefix?: string;
 }
 
 /** The exit codes both CLIs use. */
@@ -148,16 +157,17 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
     if (parsed.values.version) return void write(process.stdout, `${spec.version()}\n`);
     if (parsed.help !== undefined) return void write(process.stdout, renderHelp(spec, parsed.help));
     if (!parsed.command) throw new UsageError(`a command is needed\n\n${renderHelp(spec, "")}`);
-    await parsed.command.run({
+    const code = await parsed.command.run({
       values: parsed.values,
       positionals: parsed.positionals,
       signal: controller.signal,
       out,
     });
-    process.exitCode = EXIT.ok;
+    out.progress.clear();
+    process.exitCode = code ?? EXIT.ok;
   } catch (error) {
     out.progress.clear();
-    process.exitCode = reportError(spec.name, out, error, controller.signal);
+    process.exitCode = reportError(spec, out, error, controller.signal);
   } finally {
     stopSignals();
   }
@@ -271,8 +281,8 @@ export function renderHelp(spec: CliSpec, topic: string): string {
   const sections: string[] = [];
   const command = topic ? spec.commands[topic] : undefined;
   if (command) {
-    sections.push(`Usage: ${spec.name} ${command.usage}`, command.summary);
-    if (command.description) sections.push(command.description);
+    sections.push(`Usage: ${spec.name} ${command.usage}`, wrap(command.summary));
+    for (const paragraph of command.description?.split("\n\n") ?? []) sections.push(wrap(paragraph));
     if (command.options && Object.keys(command.options).length > 0)
       sections.push(`Options:\n${renderOptions(command.options)}`);
     sections.push(`Options of every command:\n${renderOptions(globals)}`);
@@ -282,17 +292,19 @@ export function renderHelp(spec: CliSpec, topic: string): string {
     const usage = spec.defaultCommand
       ? `Usage: ${spec.name} [<command>] [options]   (no command: ${spec.defaultCommand})`
       : `Usage: ${spec.name} <command> [options]`;
-    sections.push(usage, spec.summary);
+    sections.push(usage, wrap(spec.summary));
     const names = Object.keys(spec.commands);
     const width = Math.max(...names.map((n) => spec.commands[n]?.usage.split(" ")[0]?.length ?? 0), 4) + 2;
-    const list = names.map((n) => `  ${n.padEnd(width)}${spec.commands[n]?.summary ?? ""}`);
+    const list = names.map((n) => `  ${n.padEnd(width)}${wrap(spec.commands[n]?.summary ?? "", width + 2)}`);
     sections.push(`Commands:\n${list.join("\n")}`);
     sections.push(`Options of every command:\n${renderOptions(globals)}`);
     sections.push(`Run '${spec.name} help <command>' for the options of a command.`);
   }
   sections.push(
-    `Exit codes: ${EXIT.ok} success; ${EXIT.failure} failure (or problems found); ${EXIT.usage} usage error; ` +
-      `${EXIT.interrupted}/${EXIT.terminated} interrupted by SIGINT/SIGTERM; ${EXIT.outputClosed} stdout closed early.`,
+    wrap(
+      `Exit codes: ${EXIT.ok} success; ${EXIT.failure} failure (or problems found); ${EXIT.usage} usage error; ` +
+        `${EXIT.interrupted}/${EXIT.terminated} interrupted by SIGINT/SIGTERM; ${EXIT.outputClosed} stdout closed early.`,
+    ),
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -303,11 +315,39 @@ function renderOptions(options: Record<string, OptionSpec>): string {
     return [option.short ? `-${option.short}, ${long}` : `    ${long}`, option.description] as const;
   });
   const width = Math.max(...labels.map(([label]) => label.length)) + 2;
-  return labels.map(([label, text]) => `  ${label.padEnd(width)}${text}`).join("\n");
+  return labels.map(([label, text]) => `  ${label.padEnd(width)}${wrap(text, width + 2)}`).join("\n");
+}
+
+/** Help is wrapped to this many columns, a width every terminal shows whole. */
+const HELP_WIDTH = 100;
+
+/**
+ * `text` broken at spaces into lines of at most {@link HELP_WIDTH} columns, all but the first indented by
+ * `indent` (the first is assumed to start there already). A word longer than a line stays whole.
+ */
+function wrap(text: string, indent = 0): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/ +/)) {
+    if (line && indent + line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  lines.push(line);
+  return lines.join(`\n${" ".repeat(indent)}`);
 }
 
 /** Prints an error the way both CLIs do and returns the exit code. */
-function reportError(name: string, out: Output, error: unknown, signal: AbortSignal): number {
+function reportError(spec: CliSpec, out: Output, error: unknown, signal: AbortSignal): number {
+  const { name } = spec;
+  const textOf = (error: unknown) => {
+    const text = messageOf(error);
+    const prefix = spec.messagePrefix;
+    return prefix && text.startsWith(prefix) ? text.slice(prefix.length) : text;
+  };
   const interruptedBy = signal.aborted
     ? (signal.reason as { signal?: string } | undefined)?.signal
     : undefined;
@@ -319,7 +359,7 @@ function reportError(name: string, out: Output, error: unknown, signal: AbortSig
       ? EXIT.usage
       : EXIT.failure;
   const errorCode = interruptedBy ? "EINTERRUPTED" : (codeOf(error) ?? "EFAILED");
-  const message = interruptedBy ? `interrupted by ${interruptedBy}` : messageOf(error);
+  const message = interruptedBy ? `interrupted by ${interruptedBy}` : textOf(error);
   if (out.json) {
     const path = (error as { path?: unknown } | null)?.path;
     const body = { code: errorCode, message, ...(typeof path === "string" ? { path } : {}) };
@@ -328,7 +368,7 @@ function reportError(name: string, out: Output, error: unknown, signal: AbortSig
   }
   const lines = [`${name}: ${message}`];
   for (let cause = (error as { cause?: unknown } | null)?.cause; cause; ) {
-    const text = messageOf(cause);
+    const text = textOf(cause);
     if (!message.includes(text)) lines.push(`  caused by: ${text}`);
     cause = (cause as { cause?: unknown }).cause;
   }
