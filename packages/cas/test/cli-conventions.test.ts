@@ -94,6 +94,18 @@ describe("exit codes and where text goes", () => {
     expect(JSON.parse(stdout)).toEqual({ version: 1, lines: ["line 0"], cacheDir: "/c" });
   });
 
+  it("prints notes on stderr, but neither under --quiet nor under --json", async () => {
+    expect(await run(["count", "--to", "1"])).toEqual({
+      code: 0,
+      stdout: "line 0\n",
+      stderr: "demo: counted 1\n",
+    });
+    expect((await run(["count", "--to", "1", "-q"])).stderr).toBe("");
+    const json = await run(["count", "--to", "1", "--json"]);
+    expect(json.stderr).toBe("");
+    expect(JSON.parse(json.stdout)).toMatchObject({ version: 1, lines: ["line 0"] });
+  });
+
   it("reports a failure with its code and cause chain, exit 1", async () => {
     const { code, stdout, stderr } = await run(["fail"]);
     expect(code).toBe(1);

@@ -103,6 +103,9 @@ export class Output {
   readonly quiet: boolean;
   readonly progress: ProgressLine;
   readonly #name: string;
+  /** Writes to stdout not yet taken by the reader; stderr text waits for them (see {@link stderr}). */
+  #stdoutPending = 0;
+  #heldStderr: string[] = [];
 
   constructor(name: string, values: OptionValues) {
     this.#name = name;
@@ -116,24 +119,47 @@ export class Output {
   result(human: string | readonly string[], json: object): void {
     this.progress.clear();
     if (this.json) {
-      write(process.stdout, `${JSON.stringify({ version: 1, ...json }, null, 2)}\n`);
+      this.#stdout(`${JSON.stringify({ version: 1, ...json }, null, 2)}\n`);
     } else {
       const lines = typeof human === "string" ? [human] : human;
-      if (lines.length > 0) write(process.stdout, `${lines.join("\n")}\n`);
+      if (lines.length > 0) this.#stdout(`${lines.join("\n")}\n`);
     }
   }
 
-  /** A note for people on stderr (`<name>: …`), dropped under `--quiet`. */
+  #stdout(text: string): void {
+    this.#stdoutPending++;
+    process.stdout.write(text, (error) => {
+      this.#stdoutPending--;
+      // After a failed write (the reader went away) runCli exits 141; nothing more is printed.
+      if (error || this.#stdoutPending > 0) return;
+      for (const held of this.#heldStderr.splice(0)) process.stderr.write(held);
+    });
+  }
+
+  /**
+   * Writes `text` on stderr once stdout has been written: a summary that follows a result is then never
+   * printed when the reader of the result has gone (`ls | head -1` exits 141 without a word), and it never
+   * overtakes the result on a terminal.
+   */
+  stderr(text: string): void {
+    if (this.#stdoutPending > 0) this.#heldStderr.push(text);
+    else process.stderr.write(text);
+  }
+
+  /**
+   * A note for people on stderr (`<name>: …`), dropped under `--quiet` and under `--json`, whose document
+   * carries everything a note says: a script reading the JSON gets nothing else on stderr but warnings.
+   */
   note(message: string): void {
-    if (this.quiet) return;
+    if (this.quiet || this.json) return;
     this.progress.clear();
-    write(process.stderr, `${this.#name}: ${message}\n`);
+    this.stderr(`${this.#name}: ${message}\n`);
   }
 
   /** A warning on stderr, shown even under `--quiet`. The shape of the libraries' `onWarning`. */
   readonly warn = (message: string, path?: string): void => {
     this.progress.clear();
-    write(process.stderr, `${this.#name}: warning: ${message}${path ? ` (${path})` : ""}\n`);
+    this.stderr(`${this.#name}: warning: ${message}${path ? ` (${path})` : ""}\n`);
   };
 }
 
@@ -372,7 +398,7 @@ function reportError(spec: CliSpec, out: Output, error: unknown, signal: AbortSi
     if (!message.includes(text)) lines.push(`  caused by: ${text}`);
     cause = (cause as { cause?: unknown }).cause;
   }
-  write(process.stderr, `${lines.join("\n")}\n`);
+  out.stderr(`${lines.join("\n")}\n`);
   return code;
 }
 

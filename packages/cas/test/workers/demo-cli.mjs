@@ -24,6 +24,7 @@ await runCli(
         run: async ({ values, out }) => {
           const lines = Array.from({ length: Number(values.to ?? 3) }, (_, i) => `line ${i}`);
           out.result(lines, { lines, cacheDir: values["cache-dir"] ?? null });
+          out.note(`counted ${lines.length}`);
         },
       },
       wait: {
