@@ -1,3 +1,4 @@
+import { delimiter } from "node:path";
 import { BaselineError } from "./errors.js";
 import { userGitEnvironment } from "./git-env.js";
 import { checkGitVersion, GitCommandError, gitText, runGit } from "./git-process.js";
@@ -84,6 +85,26 @@ export class GitAdapter {
     });
     const out = result.stdout.toString("utf8").trim();
     return result.code === 0 && isObjectId(out) ? out : undefined;
+  }
+
+  /**
+   * git's own abbreviation of `commit` (`git rev-parse --short`: at least `core.abbrev` or git's automatic
+   * length, longer when needed to be unique in this repository). `extraObjectDirs` lend objects the
+   * repository lacks (a base fetched into a throwaway repository), so such a commit is abbreviated too.
+   * Falls back to the first 7 hex digits when git cannot abbreviate it; rejects only on abort.
+   */
+  async abbreviate(commit: string, extraObjectDirs: readonly string[] = []): Promise<string> {
+    const env = userGitEnvironment();
+    if (extraObjectDirs.length > 0) env.GIT_ALTERNATE_OBJECT_DIRECTORIES = extraObjectDirs.join(delimiter);
+    const result = await runGit(["rev-parse", "--short", "--verify", "--quiet", `${commit}^{commit}`], {
+      cwd: this.#cwd,
+      env,
+      signal: this.#signal,
+    });
+    const short = result.stdout.toString("utf8").trim();
+    return result.code === 0 && /^[0-9a-f]{4,}$/.test(short) && commit.startsWith(short)
+      ? short
+      : commit.slice(0, 7);
   }
 
   /** The URL of a configured remote, or undefined when there is no such remote. */
