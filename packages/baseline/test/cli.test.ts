@@ -40,12 +40,14 @@ describe("cas-baseline", () => {
     const cacheDir = makeTempDir("cache");
     const out = run(["--path", repo.dir, "--base", first, "--cache-dir", cacheDir, "--json"]);
     expect(out.status).toBe(0);
+    expect(out.stderr).toBe("");
     expect(JSON.parse(out.stdout)).toEqual({
+      version: 1,
       dir: join(cacheDir, "baselines", first),
       pathOrig: join(cacheDir, "baselines", first),
       commit: first,
       rev: first.slice(0, 7),
-      source: `explicit --base=${first}`,
+      source: `explicit base ${first}`,
       persistent: true,
       cache: "built",
     });
@@ -61,46 +63,48 @@ describe("cas-baseline", () => {
     });
     const result = JSON.parse(temp.stdout) as { dir: string; cache: string; persistent: boolean };
     expect(result).toMatchObject({ cache: "temp", persistent: false });
-    expect(temp.stderr).toContain("not cached");
     rmSync(result.dir, { recursive: true });
+    const plain = run(["--path", repo.dir, "--no-cache"]);
+    expect(plain.stderr).toContain("not cached");
+    rmSync(plain.stdout.trimEnd(), { recursive: true });
   });
 
-  it("reports errors as one line without a stack trace and exits 1", () => {
+  it("reports errors as one line without a stack trace and exits 1; usage errors exit 2", () => {
     const plain = makeTempDir("plain");
     const out = run(["--path", plain, "--no-cache"]);
     expect(out.status).toBe(1);
     expect(out.stdout).toBe("");
     expect(out.stderr).toBe(
-      `cas-baseline: path ${plain} is not inside a git working tree; run from a checkout or pass --path inside one\n`,
+      `cas-baseline: path ${plain} is not inside a git working tree; run from a checkout or pass --path inside one\n` +
+        "  caused by: fatal: not a git repository (or any of the parent directories): .git\n",
     );
     for (const args of [
       ["--bogus"],
       ["--no-cache", "--cache-dir", plain],
       ["extra"],
-      ["prune"],
       ["prune", "--older-than", "soon"],
+      ["prune", "--older-than", "7"],
     ]) {
       const usage = run(args);
-      expect(usage.status, args.join(" ")).toBe(1);
+      expect(usage.status, args.join(" ")).toBe(2);
       expect(usage.stderr).toMatch(/^cas-baseline: .+\n$/);
       expect(usage.stderr).not.toContain("    at ");
     }
   });
 
-  it("documents every flag in --help", () => {
+  it("documents every command in --help and every option in help <command>", () => {
     const out = run(["--help"]);
     expect(out.status).toBe(0);
-    for (const flag of [
-      "--path",
-      "--base",
-      "--cache-dir",
-      "--no-cache",
-      "--json",
-      "prune",
-      "--older-than",
-      "CAS_STAGE_CACHE_DIR",
-    ]) {
-      expect(out.stdout).toContain(flag);
+    for (const word of ["materialize", "prune", "ls", "rm", "clean", "verify", "--cache-dir", "--json"]) {
+      expect(out.stdout).toContain(word);
+    }
+    const materialize = run(["help", "materialize"]);
+    for (const flag of ["--path", "--base", "--cache-dir", "--no-cache", "CAS_STAGE_CACHE_DIR"]) {
+      expect(materialize.stdout).toContain(flag);
+    }
+    const prune = run(["help", "prune"]);
+    for (const flag of ["--older-than", "--max-size", "--min-age", "--dry-run"]) {
+      expect(prune.stdout).toContain(flag);
     }
   });
 
@@ -117,7 +121,9 @@ describe("cas-baseline", () => {
     const pruned = run(["prune", "--older-than", "7d", "--cache-dir", cacheDir]);
     expect(pruned.status).toBe(0);
     expect(pruned.stdout).toBe(`${slot}\n`);
-    expect(pruned.stderr).toBe(`cas-baseline: pruned 1 entry from ${cacheDir}\n`);
+    expect(pruned.stderr).toBe(
+      `cas-baseline: removed 1 baseline, freed 13 B; 0 B of baselines remain in ${join(cacheDir, "baselines")}\n`,
+    );
     expect(cacheNames(cacheDir)).toEqual(["keep-me"]);
   });
 });
