@@ -100,7 +100,9 @@ export async function locateRepo(
       ? ahead
       : start(absolute, request, signal);
   if (started.survey === undefined) {
-    throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`);
+    throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`, {
+      path: absolute,
+    });
   }
   const survey = await started.survey;
   signal?.throwIfAborted();
@@ -108,12 +110,14 @@ export async function locateRepo(
     throw new BaselineError(
       "EOUTSIDEREPO",
       `path ${absolute} is inside a .git directory, not in the working tree; pass a directory of the checkout`,
+      { path: absolute },
     );
   }
   if (survey.kind === "bare") {
     throw new BaselineError(
       "ENOTGITREPO",
       `path ${absolute} is in a bare repository, which has no working tree; pass a directory of a checkout`,
+      { path: absolute },
     );
   }
   if (survey.kind === "refused") throw refusal(absolute, survey.refusal);
@@ -125,6 +129,7 @@ export async function locateRepo(
     throw new BaselineError(
       "EOUTSIDEREPO",
       `path ${absolute} (really ${real}) is outside the working tree ${root}; pass a path inside it`,
+      { path: absolute },
     );
   }
   return {
@@ -146,13 +151,13 @@ function refusal(path: string, stderr: string): BaselineError {
     return new BaselineError(
       "EUNSAFEREPO",
       `git refuses to read the repository at ${repo}: ${dubious[0]} (it belongs to another user). If you trust it, allow it with: git config --global --add safe.directory ${repo}`,
-      { cause: new Error(stderr) },
+      { path: repo, cause: new Error(stderr) },
     );
   }
   return new BaselineError(
     "ENOTGITREPO",
-    `path ${path} is not inside a git working tree; run from a checkout or pass --path inside one`,
-    { cause: new Error(stderr) },
+    `path ${path} is not inside a git working tree; run from a checkout or pass a path inside one`,
+    { path, cause: new Error(stderr) },
   );
 }
 

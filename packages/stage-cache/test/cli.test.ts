@@ -407,6 +407,16 @@ describe("cas-stage-cache interrupted mid-copy", () => {
           const { code, stdout, stderr } = await stage.exited;
           expect(code, mode).toBe(exit);
           expect(stdout, mode).toBe("");
+          // With --auto the hashing found the totals, which the copy is then shown against; without, a rate.
+          const drawn = stderr.split("\u001b[K");
+          expect(drawn, mode).toContainEqual(
+            expect.stringMatching(
+              mode === "auto"
+                ? /^\rcas-stage-cache: copying [\d,]+\/1,500 files, [\d.]+ \S+\/13\.6 KiB$/
+                : /^\rcas-stage-cache: copying [\d,]+ files, [\d.]+ \S+ \([\d.]+ \S+\/s\)$/,
+            ),
+          );
+          if (mode === "auto") expect(stderr).toMatch(/\rcas-stage-cache: hashing [\d,]+ files/);
           expect(stderr.endsWith(`\r\u001b[Kcas-stage-cache: interrupted by ${signal}\n`), mode).toBe(true);
           expect(readdirSync(join(root, ".staging")), mode).toEqual([]);
           expect(readdirSync(join(root, ".scratch")), mode).toEqual([]);

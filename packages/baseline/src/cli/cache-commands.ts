@@ -106,6 +106,11 @@ export async function rm({ values, positionals, out }: CommandContext): Promise<
   const removed = await removeBaseline(cacheRoot, positionals[0] as string, {
     force: values.force === true,
     onWarning: out.warn,
+  }).catch((error: unknown) => {
+    // The library names its option; the command line has a flag for it.
+    if (error instanceof Error)
+      error.message = error.message.replace(/; pass force to /, "; pass --force to ");
+    throw error;
   });
   out.result(removed.path, { removed: entryJson(removed) });
   out.note(`removed baseline ${removed.commit}, ${formatSize(removed.bytes)}`);
