@@ -92,11 +92,15 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
   const resolved = await resolveBase(location, options.base, signal);
   try {
     const { commit } = resolved;
-    // git abbreviates the commit while the slot is looked up or built.
-    const abbreviation = new GitAdapter(location.root, signal).abbreviate(
-      commit,
-      resolved.objectDirs.slice(1),
-    );
+    // git abbreviates the commit while the slot is looked up or built; the locate usually started that
+    // already, for the commit it expected (the merge-base, or the explicit base).
+    const abbreviation = (location.abbreviation ?? Promise.resolve(undefined))
+      .catch(() => undefined)
+      .then((early) =>
+        early !== undefined && commit.startsWith(early)
+          ? early
+          : new GitAdapter(location.root, signal).abbreviate(commit, resolved.objectDirs.slice(1)),
+      );
     abbreviation.catch(() => {});
     const described = async () => ({ commit, rev: await abbreviation, source: resolved.source });
     const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });

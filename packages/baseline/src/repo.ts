@@ -19,6 +19,12 @@ export interface RepoLocation {
   verified: string | undefined;
   /** The merge-base of HEAD with `@{upstream}` (undefined when there is none), when it was asked for. */
   upstream?: Promise<string | undefined> | undefined;
+  /**
+   * git's abbreviation (`rev-parse --short`) of the merge-base `upstream` when it was asked for, else of
+   * the commit `verify` names; undefined when there is none. Started with the other git processes, so that
+   * a caller who needs it does not wait for one more git process at the end.
+   */
+  abbreviation?: Promise<string | undefined> | undefined;
 }
 
 /**
@@ -49,6 +55,7 @@ interface Started {
   cwd: string | undefined;
   survey: Promise<RepoSurvey> | undefined;
   upstream: Promise<string | undefined> | undefined;
+  abbreviation: Promise<string | undefined> | undefined;
 }
 
 /** A locate started ahead by {@link startLocating}, which the next matching {@link locateRepo} takes. */
@@ -66,14 +73,21 @@ export function startLocating(path: string, request: LocateRequest): void {
 function start(absolute: string, request: LocateRequest, signal: AbortSignal | undefined): Started {
   const key = JSON.stringify([absolute, request.verify ?? null, request.upstream ?? false]);
   const cwd = gitCwdFor(absolute);
-  if (cwd === undefined) return { key, cwd, survey: undefined, upstream: undefined };
+  if (cwd === undefined) return { key, cwd, survey: undefined, upstream: undefined, abbreviation: undefined };
   const git = new GitAdapter(cwd, signal);
   const survey = git.survey(request.verify);
   const upstream = request.upstream ? git.mergeBase("HEAD", "@{upstream}") : undefined;
+  const verify = request.verify;
+  const abbreviation = upstream
+    ? upstream.then((commit) => (commit === undefined ? undefined : git.shortName(commit)))
+    : verify === undefined
+      ? undefined
+      : git.shortName(verify);
   // Awaited (or deliberately ignored) later; never an unhandled rejection meanwhile.
   survey.catch(() => {});
   upstream?.catch(() => {});
-  return { key, cwd, survey, upstream };
+  abbreviation?.catch(() => {});
+  return { key, cwd, survey, upstream, abbreviation };
 }
 
 /**
@@ -140,6 +154,7 @@ export async function locateRepo(
     objectFormat: survey.objectFormat,
     verified: survey.commit,
     upstream: started.upstream,
+    abbreviation: started.abbreviation,
   };
 }
 
