@@ -106,7 +106,9 @@ describe("cas-baseline", () => {
     ]) {
       const usage = run(args);
       expect(usage.status, args.join(" ")).toBe(2);
-      expect(usage.stderr).toMatch(/^cas-baseline: .+\n$/);
+      expect(usage.stderr).toMatch(
+        /^cas-baseline: .+\nusage: cas-baseline .+\nrun 'cas-baseline help.*' for more\n$/,
+      );
       expect(usage.stderr).not.toContain("    at ");
     }
   });
@@ -192,10 +194,11 @@ describe("cas-baseline conventions", () => {
     expect(usage).toEqual({
       status: 2,
       stdout: "",
-      stderr: "cas-baseline: Unknown option '--bogus'; run 'cas-baseline help rm'\n",
+      stderr:
+        "cas-baseline: Unknown option '--bogus'\nusage: cas-baseline rm <commit> [--force]\nrun 'cas-baseline help rm' for more\n",
     });
     expect(run(["rm"]).stderr).toBe(
-      "cas-baseline: missing argument; usage: cas-baseline rm <commit> [--force]\n",
+      "cas-baseline: missing argument\nusage: cas-baseline rm <commit> [--force]\nrun 'cas-baseline help rm' for more\n",
     );
     expect(JSON.parse(run(["ls", "--json", "--max-size", "1"]).stdout)).toMatchObject({
       version: 1,

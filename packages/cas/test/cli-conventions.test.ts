@@ -72,20 +72,28 @@ describe("exit codes and where text goes", () => {
     }
   });
 
-  it("exits 2 for an unknown option or command, with a hint on stderr", async () => {
+  it("exits 2 for an unknown option or command, with the usage and where help is on stderr", async () => {
     const option = await run(["count", "--bogus"]);
     expect(option.code).toBe(2);
     expect(option.stdout).toBe("");
-    expect(option.stderr).toBe("demo: Unknown option '--bogus'; run 'demo help count'\n");
+    expect(option.stderr).toBe(
+      "demo: Unknown option '--bogus'\nusage: demo count --to N\nrun 'demo help count' for more\n",
+    );
     const command = await run(["nope"]);
     expect(command.code).toBe(2);
-    expect(command.stderr).toBe(`demo: unknown command "nope"; run 'demo help'\n`);
+    expect(command.stderr).toBe(
+      `demo: unknown command "nope"\nusage: demo <command> [options]\nrun 'demo help' for more\n`,
+    );
+    const json = await run(["count", "--bogus", "--json"]);
+    expect(json.stderr).toBe("");
+    expect(JSON.parse(json.stdout).error).toEqual({ code: "EUSAGE", message: "Unknown option '--bogus'" });
   });
 
-  it("exits 2 for an option value it cannot read, naming the option", async () => {
+  it("exits 2 for an option value it cannot read, naming the option, with the usage of the command", async () => {
     const { code, stderr } = await run(["wait", "--for", "600"]);
     expect(code).toBe(2);
     expect(stderr).toContain('demo: --for: invalid duration "600" (a unit is required');
+    expect(stderr).toContain("\nusage: demo wait [--for DURATION]\nrun 'demo help wait' for more\n");
   });
 
   it("accepts global options before the command", async () => {

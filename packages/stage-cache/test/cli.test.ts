@@ -312,10 +312,16 @@ describe("cas-stage-cache conventions", () => {
     const source = tempDir("src");
     const cases: [string[], RegExp][] = [
       [[], /a command is needed\n\nUsage: cas-stage-cache <command>/],
-      [["frobnicate"], /unknown command "frobnicate"; run 'cas-stage-cache help'/],
-      [["ls", "--bogus"], /Unknown option '--bogus'; run 'cas-stage-cache help ls'/],
-      [["stage", "--auto"], /missing argument; usage: cas-stage-cache stage <dir>/],
-      [["stage", source], /exactly one of --fingerprint FP and --auto/],
+      [
+        ["frobnicate"],
+        /unknown command "frobnicate"\nusage: cas-stage-cache <command> \[options\]\nrun 'cas-stage-cache help' for more\n$/,
+      ],
+      [
+        ["ls", "--bogus"],
+        /Unknown option '--bogus'\nusage: cas-stage-cache ls\nrun 'cas-stage-cache help ls' for more\n$/,
+      ],
+      [["stage", "--auto"], /missing argument\nusage: cas-stage-cache stage <dir>/],
+      [["stage", source], /exactly one of --fingerprint FP and --auto.*\nusage: cas-stage-cache stage <dir>/],
       [["stage", source, "--auto", "--fingerprint", "x"], /exactly one of --fingerprint FP and --auto/],
       [
         ["stage", source, "--fingerprint", "../x"],
@@ -324,7 +330,7 @@ describe("cas-stage-cache conventions", () => {
       [["rm", "a/b"], /invalid fingerprint "a\/b"/],
       [["sweep", "--max-size", "lots"], /--max-size: invalid size "lots"/],
       [["sweep", "--min-age", "600"], /--min-age: invalid duration "600" \(a unit is required/],
-      [["clean", "extra"], /unexpected argument "extra"/],
+      [["clean", "extra"], /unexpected argument "extra"\nusage: cas-stage-cache clean/],
     ];
     for (const [args, message] of cases) {
       const result = run(...args, "--cache-dir", root);

@@ -86,11 +86,17 @@ const BUILT_IN_OPTIONS: Record<string, OptionSpec> = {
   version: { type: "boolean", short: "V", description: "print the version and exit" },
 };
 
-/** A mistake in the command line itself: exit code 2, usage on stderr. */
+/**
+ * A mistake in the command line itself: exit code 2; on stderr the reason, then the usage of the command
+ * (`topic`, by default the command that ran; "" for the tool) and where its help is.
+ */
 export class UsageError extends CasError {
-  constructor(message: string) {
+  topic: string | undefined;
+
+  constructor(message: string, topic?: string) {
     super("EUSAGE", message);
     this.name = "UsageError";
+    this.topic = topic;
   }
 }
 
@@ -177,9 +183,11 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
   const controller = new AbortController();
   const stopSignals = onTerminationSignals(controller);
   let out = new Output(spec.name, peekOutputOptions(argv));
+  let running: string | undefined;
   try {
     const parsed = parseCommandLine(spec, argv);
     out = new Output(spec.name, parsed.values);
+    running = parsed.name;
     if (parsed.values.version) return void write(process.stdout, `${spec.version()}\n`);
     if (parsed.help !== undefined) return void write(process.stdout, renderHelp(spec, parsed.help));
     if (!parsed.command) throw new UsageError(`a command is needed\n\n${renderHelp(spec, "")}`);
@@ -193,6 +201,7 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
     process.exitCode = code ?? EXIT.ok;
   } catch (error) {
     out.progress.clear();
+    if (error instanceof UsageError && error.topic === undefined) error.topic = running;
     process.exitCode = reportError(spec, out, error, controller.signal);
   } finally {
     stopSignals();
@@ -201,6 +210,8 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
 
 interface ParsedCommandLine {
   command: CommandSpec | undefined;
+  /** The command's name, when there is one. */
+  name?: string | undefined;
   /** The help topic asked for ("" for the tool itself), or undefined. */
   help: string | undefined;
   values: OptionValues;
@@ -229,7 +240,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   if (name === "help") {
     const topic = rest.find((arg) => !arg.startsWith("-")) ?? "";
     if (topic && !(topic in spec.commands))
-      throw new UsageError(`no help on ${JSON.stringify(topic)}: not a command`);
+      throw new UsageError(`no help on ${JSON.stringify(topic)}: not a command`, "");
     return { command: undefined, help: topic, values: {}, positionals: [] };
   }
   const command = name === undefined ? undefined : spec.commands[name];
@@ -238,8 +249,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
       return { command: undefined, help: "", values: {}, positionals: [] };
     if (argv.some((arg) => arg === "-V" || arg === "--version"))
       return { command: undefined, help: undefined, values: { version: true }, positionals: [] };
-    if (first)
-      throw new UsageError(`unknown command ${JSON.stringify(first.value)}; run '${spec.name} help'`);
+    if (first) throw new UsageError(`unknown command ${JSON.stringify(first.value)}`, "");
     return { command: undefined, help: undefined, values: {}, positionals: [] };
   }
   let parsed: { values: OptionValues; positionals: string[] };
@@ -253,9 +263,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   } catch (error) {
     if (!codeOf(error)?.startsWith("ERR_PARSE_ARGS")) throw error;
     const reason = messageOf(error).replace(/\. To specify a positional argument.*$/s, "");
-    throw new UsageError(
-      `${reason}; run '${spec.name} help${name === spec.defaultCommand ? "" : ` ${name}`}'`,
-    );
+    throw new UsageError(reason, name);
   }
   const topic = name === spec.defaultCommand && !first ? "" : (name as string);
   if (parsed.values.help) return { command, help: topic, values: parsed.values, positionals: [] };
@@ -265,9 +273,9 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   if (count < min || count > max) {
     const what =
       count > max ? `unexpected argument ${JSON.stringify(parsed.positionals[max])}` : "missing argument";
-    throw new UsageError(`${what}; usage: ${spec.name} ${command.usage}`);
+    throw new UsageError(what, name);
   }
-  return { command, help: undefined, ...parsed };
+  return { command, name, help: undefined, ...parsed };
 }
 
 /**
@@ -393,6 +401,12 @@ function reportError(spec: CliSpec, out: Output, error: unknown, signal: AbortSi
     return code;
   }
   const lines = [`${name}: ${message}`];
+  if (!interruptedBy && error instanceof UsageError && error.topic !== undefined) {
+    const command = error.topic ? spec.commands[error.topic] : undefined;
+    const tool = spec.defaultCommand ? "[<command>] [options]" : "<command> [options]";
+    lines.push(`usage: ${name} ${command ? command.usage : tool}`);
+    lines.push(`run '${name} help${command ? ` ${error.topic}` : ""}' for more`);
+  }
   for (let cause = (error as { cause?: unknown } | null)?.cause; cause; ) {
     const text = textOf(cause);
     if (!message.includes(text)) lines.push(`  caused by: ${text}`);
