@@ -395,8 +395,12 @@ describe("cas-baseline ls, prune, rm, clean, verify", () => {
     const { repo, cacheDir, first, second, slot } = cacheWithTwo();
     const whole = run(["verify", "--cache-dir", cacheDir], { cwd: repo.dir });
     expect(whole).toMatchObject({ status: 0, stdout: "" });
-    expect(whole.stderr).toMatch(
-      /^cas-baseline: checked 2 baselines \(\d+ B\) against git \(.+\): all whole\n$/,
+    expect(whole.stderr).toBe(
+      `cas-baseline: checked 2 baselines (${whole.stderr.match(/\((\d+ B)\)/)?.[1]}) against git (${repo.dir}): all whole\n`,
+    );
+    // A relative --repo is shown absolute, as every path.
+    expect(run(["verify", "--cache-dir", cacheDir, "--repo", "."], { cwd: repo.dir }).stderr).toBe(
+      whole.stderr,
     );
     writeFileSync(join(slot(second), "src", "app.txt"), "tampered\n");
     const bad = run(["verify", "--cache-dir", cacheDir, "--repo", repo.dir]);

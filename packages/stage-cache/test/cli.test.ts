@@ -258,6 +258,19 @@ describe("cas-stage-cache ls, sweep, rm, clean, verify", () => {
     expect(existsSync(paths[0] as string)).toBe(true);
   });
 
+  it("creates nothing when the cache does not exist: ls, sweep, clean and verify find it empty, rm finds nothing", () => {
+    const root = newRoot();
+    for (const command of ["ls", "sweep", "clean", "verify"]) {
+      const result = json(command, "--cache-dir", root);
+      expect(result.code, command).toBe(0);
+      expect(result.body, command).toMatchObject({ version: 1 });
+    }
+    expect(json("ls", "--cache-dir", root).body).toMatchObject({ entries: [], debris: [], totalBytes: 0 });
+    expect(json("rm", "nothing", "--cache-dir", root).body).toMatchObject({ error: { code: "ENOENT" } });
+    expect(existsSync(root)).toBe(false);
+    expect(existsSync(join(root, ".."))).toBe(true);
+  });
+
   it("verify exits 1 and names the first differing path of a bad entry; --fix moves it aside", async () => {
     const { root, paths } = await rootWith(["good", "bad"]);
     expect(run("verify", "--cache-dir", root)).toEqual({

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import {
   type CommandContext,
   describeDebris,
@@ -145,7 +146,7 @@ export async function clean({ values, out }: CommandContext): Promise<void> {
 /** `cas-baseline verify`: exits 1 when a bad baseline remains. */
 export async function verify({ values, signal, out }: CommandContext): Promise<number> {
   const cacheRoot = await cacheRootOf(values);
-  const explicitRepo = typeof values.repo === "string" ? values.repo : undefined;
+  const explicitRepo = typeof values.repo === "string" ? resolve(values.repo) : undefined;
   const repo = explicitRepo ?? (await repositoryOfCwd(signal));
   const fix = values.fix === true;
   // A shared cache holds baselines of many repositories: that the current directory's repository lacks a

@@ -1,3 +1,4 @@
+import { pathExists } from "@cas-stage/cas";
 import {
   type CommandContext,
   describeDebris,
@@ -14,7 +15,7 @@ import { CasError } from "@cas-stage/cas/errors";
 import { StageCache, type StageCacheOptions } from "../cache.js";
 import type { Debris } from "../debris.js";
 import type { CacheEntry } from "../evict.js";
-import { FINGERPRINT_RULE, isValidFingerprint } from "../layout.js";
+import { FINGERPRINT_RULE, isValidFingerprint, Layout } from "../layout.js";
 import type { VerifiedEntry } from "../verify.js";
 import { cacheRootOf } from "./cache-root.js";
 
@@ -36,22 +37,45 @@ function debrisJson(debris: Debris) {
   return { kind: debris.kind, path: debris.path, bytes: debris.bytes, stale: debris.stale };
 }
 
-/** Opens the cache of the command line, runs `work` on it, and closes it whatever happens. */
+/** What the cache commands use of a cache. */
+type CacheView = Pick<StageCache, "root" | "list" | "sweep" | "clean" | "verify" | "remove">;
+
+/**
+ * Opens the cache of the command line, runs `work` on it, and closes it whatever happens. A root that does
+ * not exist is not created (`StageCache.open` would): `work` then gets an empty cache, so that looking at,
+ * cleaning or checking a cache that was never used changes nothing on disk.
+ */
 async function withCache<T>(
   context: CommandContext,
   options: Omit<StageCacheOptions, "root" | "onWarning">,
-  work: (cache: StageCache) => Promise<T>,
+  work: (cache: CacheView) => Promise<T>,
 ): Promise<T> {
-  const cache = await StageCache.open({
-    ...options,
-    root: await cacheRootOf(context.values),
-    onWarning: context.out.warn,
-  });
+  const root = await cacheRootOf(context.values);
+  if (!(await pathExists(root))) return work(emptyCache(root, options.maxBytes ?? 0));
+  const cache = await StageCache.open({ ...options, root, onWarning: context.out.warn });
   try {
     return await work(cache);
   } finally {
     await cache.close();
   }
+}
+
+/** A cache with nothing in it, at a root that does not exist. */
+function emptyCache(root: string, maxBytes: number): CacheView {
+  return {
+    root,
+    list: async () => ({ entries: [], debris: [] }),
+    sweep: async () => ({ removed: [], freedBytes: 0, totalBytes: 0, measuredOnly: maxBytes === 0 }),
+    clean: async () => ({ removed: [], freedBytes: 0, repaired: [] }),
+    verify: async () => ({ entries: [], bad: 0, fixed: 0, checkedBytes: 0 }),
+    remove: async (fingerprint: string) => ({
+      fingerprint,
+      path: new Layout(root).slotPath(fingerprint),
+      removed: false,
+      reason: "not-found" as const,
+      bytes: 0,
+    }),
+  };
 }
 
 /** `cas-stage-cache ls` */
