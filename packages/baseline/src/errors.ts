@@ -1,4 +1,4 @@
-import { CasError, messageOf } from "@cas-stage/cas";
+import { CasError, messageOf } from "@cas-stage/cas/errors";
 
 /**
  * Stable codes of {@link BaselineError}. Callers branch on these, never on the message text.

@@ -1,3 +1,4 @@
+import { delimiter } from "node:path";
 import { BaselineError } from "./errors.js";
 import { userGitEnvironment } from "./git-env.js";
 import { checkGitVersion, GitCommandError, gitText, runGit } from "./git-process.js";
@@ -84,6 +85,32 @@ export class GitAdapter {
     });
     const out = result.stdout.toString("utf8").trim();
     return result.code === 0 && isObjectId(out) ? out : undefined;
+  }
+
+  /**
+   * git's own abbreviation of `commit` (`git rev-parse --short`: at least `core.abbrev` or git's automatic
+   * length, longer when needed to be unique in this repository). `extraObjectDirs` lend objects the
+   * repository lacks (a base fetched into a throwaway repository), so such a commit is abbreviated too.
+   * Falls back to the first 7 hex digits when git cannot abbreviate it; rejects only on abort.
+   */
+  async abbreviate(commit: string, extraObjectDirs: readonly string[] = []): Promise<string> {
+    const short = await this.shortName(commit, extraObjectDirs);
+    return short !== undefined && commit.startsWith(short) ? short : commit.slice(0, 7);
+  }
+
+  /**
+   * git's abbreviation (`git rev-parse --short`) of the commit `revision` names, or undefined when it names
+   * none here. Rejects only on abort.
+   */
+  async shortName(revision: string, extraObjectDirs: readonly string[] = []): Promise<string | undefined> {
+    const env = userGitEnvironment();
+    if (extraObjectDirs.length > 0) env.GIT_ALTERNATE_OBJECT_DIRECTORIES = extraObjectDirs.join(delimiter);
+    const result = await runGit(
+      ["rev-parse", "--short", "--verify", "--quiet", "--end-of-options", `${revision}^{commit}`],
+      { cwd: this.#cwd, env, signal: this.#signal },
+    );
+    const short = result.stdout.toString("utf8").trim();
+    return result.code === 0 && /^[0-9a-f]{4,}$/.test(short) ? short : undefined;
   }
 
   /** The URL of a configured remote, or undefined when there is no such remote. */

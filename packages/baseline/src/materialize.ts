@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { isDirectory } from "./directory.js";
-import { isObjectId } from "./git.js";
+import { GitAdapter, isObjectId } from "./git.js";
+import { hitSlot } from "./hit.js";
 import { slotPath } from "./layout.js";
-import { hitSlot } from "./publish.js";
 import { locateRepo } from "./repo.js";
 import { resolveBase } from "./resolve.js";
 
@@ -33,9 +33,16 @@ export interface BaselineResult {
   pathOrig: string;
   /** Full SHA of the baseline commit. */
   commit: string;
-  /** First 7 characters of `commit`. */
+  /**
+   * git's abbreviation of `commit` in the user's repository (`git rev-parse --short`: 7 hex digits or more,
+   * as `core.abbrev` and the repository's size ask).
+   */
   rev: string;
-  /** How it was picked, e.g. `merge-base with origin/HEAD` or `explicit --base=v1.2`. */
+  /**
+   * How it was picked: `explicit base <base>`, `explicit base <base> (via origin/<base>)`, `explicit base
+   * <base> (fetched from origin)`, or `merge-base with <ref>` (`@{u}`, `origin/HEAD`, `origin/main`,
+   * `origin/master`).
+   */
   source: string;
   /** True when `dir` is a cache slot, which the caller must not delete or modify. */
   persistent: boolean;
@@ -85,14 +92,25 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
   const resolved = await resolveBase(location, options.base, signal);
   try {
     const { commit } = resolved;
-    const described = { commit, rev: commit.slice(0, 7), source: resolved.source };
+    // git abbreviates the commit while the slot is looked up or built; the locate usually started that
+    // already, for the commit it expected (the merge-base, or the explicit base).
+    const abbreviation = (location.abbreviation ?? Promise.resolve(undefined))
+      .catch(() => undefined)
+      .then((early) =>
+        early !== undefined && commit.startsWith(early)
+          ? early
+          : new GitAdapter(location.root, signal).abbreviate(commit, resolved.objectDirs.slice(1)),
+      );
+    abbreviation.catch(() => {});
+    const described = async () => ({ commit, rev: await abbreviation, source: resolved.source });
     const located = (dir: string) => ({ dir, pathOrig: join(dir, location.relativePath) });
 
     if (options.cacheRoot !== undefined) {
       // A hit touches the slot's sentinel: that marks it used (pruning is least recently used) and proves
       // it complete; a slot being pruned is a miss.
       const hit = await hitSlot(options.cacheRoot, commit, options.onWarning);
-      if (hit !== undefined) return { ...located(hit), ...described, persistent: true, cache: "hit" };
+      if (hit !== undefined)
+        return { ...located(hit), ...(await described()), persistent: true, cache: "hit" };
     }
     const { buildBaseline } = await (building ?? import("./build.js"));
     const built = await buildBaseline({
@@ -106,7 +124,7 @@ export async function materializeBaseline(options: MaterializeOptions): Promise<
     });
     return {
       ...located(built.dir),
-      ...described,
+      ...(await described()),
       persistent: options.cacheRoot !== undefined,
       cache: built.cache,
     };

@@ -1,10 +1,9 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CasError, codeOf } from "@cas-stage/cas";
 import { MANIFEST, slotPath } from "./layout.js";
 import { encodeManifest, type ManifestEntry, measureEntries } from "./manifest.js";
 import { encodeSlotRecord } from "./slot-record.js";
-import { cacheError, openStore, prepareStore } from "./store.js";
+import { openStore, prepareStore, storeError } from "./store.js";
 
 export interface PublishSlotOptions {
   cacheRoot: string;
@@ -16,24 +15,6 @@ export interface PublishSlotOptions {
   writeTree: (target: string, signal: AbortSignal | undefined) => Promise<ManifestEntry[]>;
   signal?: AbortSignal | undefined;
   onWarning?: ((message: string, path: string) => void) | undefined;
-}
-
-/**
- * A hit: the slot of `commit` when it holds a complete tree, its sentinel touched (nothing written, so a
- * read-only cache still serves its slots); undefined on a miss. Throws {@link BaselineError} for a slot this
- * user cannot read (see `EntryStore.touch`).
- */
-export async function hitSlot(
-  cacheRoot: string,
-  commit: string,
-  onWarning?: (message: string, path: string) => void,
-): Promise<string | undefined> {
-  const slot = slotPath(cacheRoot, commit);
-  try {
-    return (await openStore(cacheRoot, { onWarning }).touch(slot)) ? slot : undefined;
-  } catch (error) {
-    throw wrapped(cacheRoot, error);
-  }
 }
 
 /**
@@ -58,7 +39,7 @@ export async function publishSlot(
   try {
     if (await store.touch(slot)) return { dir: slot, outcome: "hit" };
   } catch (error) {
-    throw wrapped(cacheRoot, error);
+    throw storeError(cacheRoot, error);
   }
   await prepareStore(store, cacheRoot);
   try {
@@ -76,13 +57,6 @@ export async function publishSlot(
     return { dir: slot, outcome };
   } catch (error) {
     if (signal?.aborted && error === signal.reason) throw error;
-    throw wrapped(cacheRoot, error);
+    throw storeError(cacheRoot, error);
   }
-}
-
-/** Filesystem and store failures become a BaselineError; the build's own errors and aborts pass as they are. */
-function wrapped(cacheRoot: string, error: unknown): unknown {
-  return error instanceof CasError || (codeOf(error)?.startsWith("E") ?? false)
-    ? cacheError(cacheRoot, error)
-    : error;
 }

@@ -19,6 +19,12 @@ export interface RepoLocation {
   verified: string | undefined;
   /** The merge-base of HEAD with `@{upstream}` (undefined when there is none), when it was asked for. */
   upstream?: Promise<string | undefined> | undefined;
+  /**
+   * git's abbreviation (`rev-parse --short`) of the merge-base `upstream` when it was asked for, else of
+   * the commit `verify` names; undefined when there is none. Started with the other git processes, so that
+   * a caller who needs it does not wait for one more git process at the end.
+   */
+  abbreviation?: Promise<string | undefined> | undefined;
 }
 
 /**
@@ -49,6 +55,7 @@ interface Started {
   cwd: string | undefined;
   survey: Promise<RepoSurvey> | undefined;
   upstream: Promise<string | undefined> | undefined;
+  abbreviation: Promise<string | undefined> | undefined;
 }
 
 /** A locate started ahead by {@link startLocating}, which the next matching {@link locateRepo} takes. */
@@ -66,14 +73,21 @@ export function startLocating(path: string, request: LocateRequest): void {
 function start(absolute: string, request: LocateRequest, signal: AbortSignal | undefined): Started {
   const key = JSON.stringify([absolute, request.verify ?? null, request.upstream ?? false]);
   const cwd = gitCwdFor(absolute);
-  if (cwd === undefined) return { key, cwd, survey: undefined, upstream: undefined };
+  if (cwd === undefined) return { key, cwd, survey: undefined, upstream: undefined, abbreviation: undefined };
   const git = new GitAdapter(cwd, signal);
   const survey = git.survey(request.verify);
   const upstream = request.upstream ? git.mergeBase("HEAD", "@{upstream}") : undefined;
+  const verify = request.verify;
+  const abbreviation = upstream
+    ? upstream.then((commit) => (commit === undefined ? undefined : git.shortName(commit)))
+    : verify === undefined
+      ? undefined
+      : git.shortName(verify);
   // Awaited (or deliberately ignored) later; never an unhandled rejection meanwhile.
   survey.catch(() => {});
   upstream?.catch(() => {});
-  return { key, cwd, survey, upstream };
+  abbreviation?.catch(() => {});
+  return { key, cwd, survey, upstream, abbreviation };
 }
 
 /**
@@ -100,7 +114,9 @@ export async function locateRepo(
       ? ahead
       : start(absolute, request, signal);
   if (started.survey === undefined) {
-    throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`);
+    throw new BaselineError("ENOPATH", `path ${absolute} does not exist; pass an existing directory`, {
+      path: absolute,
+    });
   }
   const survey = await started.survey;
   signal?.throwIfAborted();
@@ -108,12 +124,14 @@ export async function locateRepo(
     throw new BaselineError(
       "EOUTSIDEREPO",
       `path ${absolute} is inside a .git directory, not in the working tree; pass a directory of the checkout`,
+      { path: absolute },
     );
   }
   if (survey.kind === "bare") {
     throw new BaselineError(
       "ENOTGITREPO",
       `path ${absolute} is in a bare repository, which has no working tree; pass a directory of a checkout`,
+      { path: absolute },
     );
   }
   if (survey.kind === "refused") throw refusal(absolute, survey.refusal);
@@ -125,6 +143,7 @@ export async function locateRepo(
     throw new BaselineError(
       "EOUTSIDEREPO",
       `path ${absolute} (really ${real}) is outside the working tree ${root}; pass a path inside it`,
+      { path: absolute },
     );
   }
   return {
@@ -135,6 +154,7 @@ export async function locateRepo(
     objectFormat: survey.objectFormat,
     verified: survey.commit,
     upstream: started.upstream,
+    abbreviation: started.abbreviation,
   };
 }
 
@@ -146,13 +166,13 @@ function refusal(path: string, stderr: string): BaselineError {
     return new BaselineError(
       "EUNSAFEREPO",
       `git refuses to read the repository at ${repo}: ${dubious[0]} (it belongs to another user). If you trust it, allow it with: git config --global --add safe.directory ${repo}`,
-      { cause: new Error(stderr) },
+      { path: repo, cause: new Error(stderr) },
     );
   }
   return new BaselineError(
     "ENOTGITREPO",
-    `path ${path} is not inside a git working tree; run from a checkout or pass --path inside one`,
-    { cause: new Error(stderr) },
+    `path ${path} is not inside a git working tree; run from a checkout or pass a path inside one`,
+    { path, cause: new Error(stderr) },
   );
 }
 

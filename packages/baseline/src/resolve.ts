@@ -51,7 +51,7 @@ export async function resolveBase(
 
   if (base !== undefined) {
     if (base === "") throw new BaselineError("EUNKNOWNBASE", "the explicit base is empty; pass a revision");
-    if (location.verified) return local(location.verified, `explicit --base=${base}`);
+    if (location.verified) return local(location.verified, `explicit base ${base}`);
     if (!isFetchableRevision(base)) {
       throw new BaselineError(
         "EUNKNOWNBASE",
@@ -61,7 +61,7 @@ export async function resolveBase(
     const tried = [base];
     if (!base.includes("/")) {
       const viaOrigin = await git.commitOf(`refs/remotes/origin/${base}`);
-      if (viaOrigin) return local(viaOrigin, `explicit --base=${base} (via origin/${base})`);
+      if (viaOrigin) return local(viaOrigin, `explicit base ${base} (via origin/${base})`);
       tried.push(`origin/${base}`);
     }
     const url = await git.remoteUrl("origin");
@@ -87,7 +87,7 @@ export async function resolveBase(
     );
     return {
       commit: fetched.commit,
-      source: `explicit --base=${base} (fetched from origin)`,
+      source: `explicit base ${base} (fetched from origin)`,
       objectDirs: [...objectDirs, fetched.objectDir],
       release: fetched.release,
     };

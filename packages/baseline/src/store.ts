@@ -1,5 +1,6 @@
 import { access, constants } from "node:fs/promises";
-import { CasError, codeOf, EntryStore, type EntryStoreHooks, messageOf } from "@cas-stage/cas";
+import { EntryStore, type EntryStoreHooks } from "@cas-stage/cas/entry-store";
+import { CasError, codeOf, messageOf } from "@cas-stage/cas/errors";
 import { BaselineError } from "./errors.js";
 import { baselinesDir, CLAIM, SENTINEL, stagingDir, trashDir } from "./layout.js";
 
@@ -62,4 +63,11 @@ export function cacheError(cacheRoot: string, error: unknown): BaselineError {
 function pathOf(error: unknown): string | undefined {
   const path = (error as { path?: unknown } | null)?.path;
   return typeof path === "string" ? path : undefined;
+}
+
+/** Filesystem and store failures become a BaselineError; the build's own errors and aborts pass as they are. */
+export function storeError(cacheRoot: string, error: unknown): unknown {
+  return error instanceof CasError || (codeOf(error)?.startsWith("E") ?? false)
+    ? cacheError(cacheRoot, error)
+    : error;
 }

@@ -48,7 +48,7 @@ describe("the environment git runs with", () => {
     const result = await materializeBaseline({ path: repo, base: "feature" });
     expect(result).toMatchObject({
       commit: feature,
-      source: "explicit --base=feature (fetched from origin)",
+      source: "explicit base feature (fetched from origin)",
     });
     expect(readFileSync(join(result.dir, "feature.txt"), "utf8")).toBe("only on the origin\n");
     // Every ssh connection git made saw the variable (a fetch may connect more than once).

@@ -34,6 +34,14 @@ describe("base selection", () => {
     expect(result.rev).toBe(first.slice(0, 7));
   });
 
+  it("abbreviates the commit as git does, honouring core.abbrev", async () => {
+    const { repo, first } = originAndClone();
+    repo.git("config", "core.abbrev", "12");
+    const result = await materializeBaseline({ path: repo.dir, base: first });
+    expect(result.rev).toBe(first.slice(0, 12));
+    expect(result.rev).toBe(git(repo.dir, "rev-parse", "--short", first));
+  });
+
   it("falls back to origin/HEAD when the branch has no upstream", async () => {
     const { repo, first } = originAndClone();
     repo.git("checkout", "--quiet", "-b", "feature", "--no-track");
@@ -59,7 +67,7 @@ describe("base selection", () => {
     repo.git("tag", "v1", first);
     repo.commit("next");
     const result = await materializeBaseline({ path: repo.dir, base: "v1" });
-    expect(result).toMatchObject({ source: "explicit --base=v1", commit: first });
+    expect(result).toMatchObject({ source: "explicit base v1", commit: first });
   });
 
   it("takes an explicit base as origin/<base> when only the remote branch exists", async () => {
@@ -73,7 +81,7 @@ describe("base selection", () => {
     other.git("push", "--quiet", "origin", "release");
     repo.git("fetch", "--quiet", "origin");
     const result = await materializeBaseline({ path: repo.dir, base: "release" });
-    expect(result).toMatchObject({ source: "explicit --base=release (via origin/release)", commit: release });
+    expect(result).toMatchObject({ source: "explicit base release (via origin/release)", commit: release });
   });
 
   it("fetches an explicit base from origin into a throwaway repository, leaving the repository unchanged", async () => {
@@ -86,9 +94,12 @@ describe("base selection", () => {
     const hotfix = other.commit("hotfix");
     other.git("push", "--quiet", "origin", "hotfix");
 
+    repo.git("config", "core.abbrev", "10");
     const before = snapshotRepo(repo.dir);
     const result = await materializeBaseline({ path: repo.dir, base: "hotfix" });
-    expect(result).toMatchObject({ source: "explicit --base=hotfix (fetched from origin)", commit: hotfix });
+    expect(result).toMatchObject({ source: "explicit base hotfix (fetched from origin)", commit: hotfix });
+    // Abbreviated by the user's git (core.abbrev), although the repository itself lacks the commit.
+    expect(result.rev).toBe(hotfix.slice(0, 10));
     expect(snapshotRepo(repo.dir)).toEqual(before);
     expect(readdirSync(testTmpDir).filter((name) => name.startsWith("cas-baseline-fetch-"))).toEqual([]);
   });

@@ -3,8 +3,13 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CasError, codeOf, messageOf, StageError } from "./errors.js";
 import { makeDirectory, pathExists, removeTreeQuietly } from "./fs.js";
-import { type BuildContext, stage } from "./stage.js";
-import { removeAbandonedTrash, trashPathFor } from "./trash.js";
+import type { BuildContext } from "./stage.js";
+
+// Building and removing entries need `stage` and the trash, which bring most of this package (and
+// node:crypto, for their random names); a hit needs neither. They load on first use, so that a command-line
+// tool whose run is a hit starts without them.
+const staging = () => import("./stage.js");
+const trashBin = () => import("./trash.js");
 
 /**
  * A claim younger than this is an eviction in progress (an evictor holds it for microseconds); an older one
@@ -195,6 +200,7 @@ export class EntryStore {
       }
       signal?.throwIfAborted();
       try {
+        const { stage } = await staging();
         const { adopted } = await stage({
           parent: this.stagingDir,
           final: slot,
@@ -284,7 +290,7 @@ export class EntryStore {
       return false;
     }
     await this.#hooks.beforeTrash?.(slot);
-    const trash = trashPathFor(this.trashDir, slot);
+    const trash = (await trashBin()).trashPathFor(this.trashDir, slot);
     try {
       await rename(slot, trash);
     } catch (error) {
@@ -322,7 +328,9 @@ export class EntryStore {
 
   /** Deletes trash no evictor can restore any more (see `removeAbandonedTrash`). Never throws. */
   removeAbandonedTrash(graceMs = TRASH_GRACE_MS): Promise<{ paths: string[] }> {
-    return removeAbandonedTrash(this.trashDir, { graceMs, onWarning: this.#onWarning });
+    return trashBin().then(({ removeAbandonedTrash }) =>
+      removeAbandonedTrash(this.trashDir, { graceMs, onWarning: this.#onWarning }),
+    );
   }
 
   /** Renames the claim back to the sentinel; a claim already gone (given back by someone else) is fine. */
@@ -358,7 +366,7 @@ export class EntryStore {
       if (code === "ENOENT") return;
       if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "ENOTDIR") throw moveError(slot, error);
     }
-    const trash = trashPathFor(this.trashDir, slot);
+    const trash = (await trashBin()).trashPathFor(this.trashDir, slot);
     try {
       await rename(slot, trash);
     } catch (error) {

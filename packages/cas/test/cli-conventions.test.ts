@@ -72,20 +72,28 @@ describe("exit codes and where text goes", () => {
     }
   });
 
-  it("exits 2 for an unknown option or command, with a hint on stderr", async () => {
+  it("exits 2 for an unknown option or command, with the usage and where help is on stderr", async () => {
     const option = await run(["count", "--bogus"]);
     expect(option.code).toBe(2);
     expect(option.stdout).toBe("");
-    expect(option.stderr).toBe("demo: Unknown option '--bogus'; run 'demo help count'\n");
+    expect(option.stderr).toBe(
+      "demo: Unknown option '--bogus'\nusage: demo count --to N\nrun 'demo help count' for more\n",
+    );
     const command = await run(["nope"]);
     expect(command.code).toBe(2);
-    expect(command.stderr).toBe(`demo: unknown command "nope"; run 'demo help'\n`);
+    expect(command.stderr).toBe(
+      `demo: unknown command "nope"\nusage: demo <command> [options]\nrun 'demo help' for more\n`,
+    );
+    const json = await run(["count", "--bogus", "--json"]);
+    expect(json.stderr).toBe("");
+    expect(JSON.parse(json.stdout).error).toEqual({ code: "EUSAGE", message: "Unknown option '--bogus'" });
   });
 
-  it("exits 2 for an option value it cannot read, naming the option", async () => {
+  it("exits 2 for an option value it cannot read, naming the option, with the usage of the command", async () => {
     const { code, stderr } = await run(["wait", "--for", "600"]);
     expect(code).toBe(2);
     expect(stderr).toContain('demo: --for: invalid duration "600" (a unit is required');
+    expect(stderr).toContain("\nusage: demo wait [--for DURATION]\nrun 'demo help wait' for more\n");
   });
 
   it("accepts global options before the command", async () => {
@@ -94,11 +102,43 @@ describe("exit codes and where text goes", () => {
     expect(JSON.parse(stdout)).toEqual({ version: 1, lines: ["line 0"], cacheDir: "/c" });
   });
 
+  it("prints notes on stderr, but neither under --quiet nor under --json", async () => {
+    expect(await run(["count", "--to", "1"])).toEqual({
+      code: 0,
+      stdout: "line 0\n",
+      stderr: "demo: counted 1\n",
+    });
+    expect((await run(["count", "--to", "1", "-q"])).stderr).toBe("");
+    const json = await run(["count", "--to", "1", "--json"]);
+    expect(json.stderr).toBe("");
+    expect(JSON.parse(json.stdout)).toMatchObject({ version: 1, lines: ["line 0"] });
+  });
+
   it("reports a failure with its code and cause chain, exit 1", async () => {
     const { code, stdout, stderr } = await run(["fail"]);
     expect(code).toBe(1);
     expect(stdout).toBe("");
     expect(stderr).toBe("demo: cannot write /x: disk full; free space\n  caused by: write ENOSPC\n");
+  });
+
+  it("drops the library's prefix from a message and its causes, keeping the whole chain", async () => {
+    const { code, stderr } = await run(["fail-deep"]);
+    expect(code).toBe(1);
+    expect(stderr).toBe("demo: it broke\n  caused by: the disk said no\n  caused by: EIO\n");
+    const json = await run(["fail-deep", "--json"]);
+    expect(JSON.parse(json.stdout).error).toEqual({ code: "EDEEP", message: "it broke" });
+  });
+
+  it("exits with the code a command returns, after its result", async () => {
+    expect(await run(["problems"])).toEqual({ code: 1, stdout: "bad one\n", stderr: "" });
+    const json = await run(["problems", "--json"]);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ version: 1, bad: 1 });
+  });
+
+  it("wraps help at 100 columns", async () => {
+    const { stdout } = await run(["help"]);
+    for (const line of stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(100);
   });
 
   it("prints errors as JSON on stdout under --json, with the usual exit code", async () => {

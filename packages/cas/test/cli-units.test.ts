@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
+  describeDebris,
   describeProgress,
   formatAge,
   formatCount,
+  formatEntryLine,
+  formatQuantity,
   formatSize,
   parseDuration,
   parseSize,
@@ -86,6 +89,45 @@ describe("formatting", () => {
     ).toBe("10/20 files, 1.00 MiB/2.00 MiB");
     expect(describeProgress({ unit: "files", done: 10, bytes: 4 * 1024 ** 2 }, 2000)).toBe(
       "10 files, 4.00 MiB (2.00 MiB/s)",
+    );
+  });
+
+  it("names the action first when given", () => {
+    expect(describeProgress({ action: "hashing", unit: "files", done: 3, bytes: 1024 }, 1000)).toBe(
+      "hashing 3 files, 1.00 KiB (1.00 KiB/s)",
+    );
+    expect(describeProgress({ action: "writing", unit: "files", done: 1, total: 2 }, 1000)).toBe(
+      "writing 1/2 files",
+    );
+  });
+});
+
+describe("formatQuantity", () => {
+  it("says one thing in the singular and any other count in the plural, with separators", () => {
+    expect(formatQuantity(1, "entry", "entries")).toBe("1 entry");
+    expect(formatQuantity(0, "entry", "entries")).toBe("0 entries");
+    expect(formatQuantity(1500, "baseline")).toBe("1,500 baselines");
+  });
+});
+
+describe("listings", () => {
+  it("lays out an ls line as size, last use, key and path", () => {
+    const now = Date.parse("2030-01-01T00:00:00Z");
+    expect(
+      formatEntryLine({ bytes: 20 * 1024 ** 2, lastUsedMs: now - 5 * 60_000, key: "k", path: "/c/k" }, now),
+    ).toBe("  20.0 MiB  5 min ago     k  /c/k");
+  });
+
+  it("sums up debris, saying how much a clean would remove", () => {
+    expect(describeDebris("tool", [])).toBeUndefined();
+    expect(
+      describeDebris("tool", [
+        { bytes: 1024, stale: true },
+        { bytes: 2048, stale: false },
+      ]),
+    ).toBe("debris: 2 items, 3.00 KiB (1 stale, 1.00 KiB: run 'tool clean')");
+    expect(describeDebris("tool", [{ bytes: 10, stale: false }])).toBe(
+      "debris: 1 item, 10 B (none stale yet: it may belong to a run in progress)",
     );
   });
 });

@@ -16,6 +16,7 @@ import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } fr
 import { ScratchCopies } from "./scratch.js";
 import { sentinelText } from "./sentinel.js";
 import { SingleFlight } from "./single-flight.js";
+import { type VerifyOptions, type VerifyResult, verifyEntries } from "./verify.js";
 import { sourceRoot, type WalkOptions } from "./walk.js";
 
 export interface StageCacheOptions {
@@ -386,6 +387,23 @@ export class StageCache {
       return { ...result, removed: true };
     }
     return { fingerprint, path: layout.slotPath(fingerprint), removed: false, reason: "not-found", bytes: 0 };
+  }
+
+  /**
+   * Checks every complete entry against the manifest its writer recorded in its sentinel, and with `fix`
+   * moves each bad one aside through the eviction path, so that the next stage of it copies again: see
+   * `verifyEntries` (verify.ts) for what is compared, what a concurrent eviction yields (`gone`) and what
+   * is thrown. Never touches an entry's last use. Throws `ECLOSED` after close.
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    this.#assertOpen();
+    const result = await verifyEntries(this.#settings.layout, this.#settings.store, options);
+    for (const entry of result.entries.filter((verified) => verified.fixed)) {
+      this.#resolved.delete(entry.fingerprint);
+      this.#evictor.forget(entry.path);
+      await rmdir(dirname(entry.path)).catch(() => {});
+    }
+    return result;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { CasError, codeOf, messageOf } from "@cas-stage/cas";
+import { CasError, codeOf, messageOf } from "@cas-stage/cas/errors";
 
 export { codeOf, messageOf };
 

@@ -1,3 +1,4 @@
+import type { StageProgress } from "./copy.js";
 import { ContentPass, runPass } from "./file-content.js";
 import { type ManifestEntry, sortEntries, treeDigest } from "./manifest.js";
 import { type WalkOptions, walkTree } from "./walk.js";
@@ -6,6 +7,15 @@ import { type WalkOptions, walkTree } from "./walk.js";
 export interface FingerprintOptions {
   /** As for the cache: hash files behind symlinks that resolve outside the source. Default false (skip). */
   followExternalSymlinks?: boolean;
+  /** Aborting stops the walk and rejects the call with `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * Called after each file is hashed, with the files and bytes hashed so far (counted as a copy counts
+   * them: regular files and their sizes). The last call carries the tree's totals, which are what a copy
+   * of the same, unchanged tree reports in its last `onProgress` call; a tree without files gets no call.
+   * Called often: keep it cheap.
+   */
+  onProgress?: (progress: StageProgress) => void;
 }
 
 /**
@@ -24,15 +34,22 @@ export interface FingerprintOptions {
  *
  * Throws {@link StageCacheError}: `ENOENT` for a missing source, `ENOTDIR` for one that is not a directory,
  * the filesystem's code (e.g. `EACCES`) for a file that cannot be read, `ESOURCECHANGED` or `ENOENT` when
- * the source changes under the walk. Writes nothing.
+ * the source changes under the walk; `signal.reason` when aborted. Writes nothing, whatever happens.
  */
 export async function fingerprintTree(source: string, options: FingerprintOptions = {}): Promise<string> {
-  return digestTree(source, { followExternalSymlinks: options.followExternalSymlinks ?? false });
+  const walkOptions: DigestOptions = { followExternalSymlinks: options.followExternalSymlinks ?? false };
+  if (options.signal) walkOptions.signal = options.signal;
+  if (options.onProgress) walkOptions.onProgress = options.onProgress;
+  return digestTree(source, walkOptions);
 }
 
+/** Every walk option, the test hooks included, and progress. */
+type DigestOptions = WalkOptions & Pick<FingerprintOptions, "onProgress">;
+
 /** {@link fingerprintTree} with every walk option, the test hooks included. Not part of the package's API. */
-export async function digestTree(source: string, options: WalkOptions = {}): Promise<string> {
+export async function digestTree(source: string, options: DigestOptions = {}): Promise<string> {
   const entries: ManifestEntry[] = [];
+  const hashed: StageProgress = { files: 0, bytes: 0 };
   await walkTree(
     source,
     {
@@ -46,6 +63,9 @@ export async function digestTree(source: string, options: WalkOptions = {}): Pro
           if (error !== undefined) return done(error);
           const { size, hash } = pass.result();
           entries.push({ kind: "file", rel: file.rel, mode: file.stats.mode, size, hash });
+          hashed.files++;
+          hashed.bytes += size;
+          options.onProgress?.({ ...hashed });
           done();
         });
       },

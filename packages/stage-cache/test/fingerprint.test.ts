@@ -121,6 +121,46 @@ describe("fingerprintTree", () => {
     expect(residentBytes(join(sparse, "big"))).toBeLessThan(1024 * 1024);
   });
 
+  it("reports the files and bytes hashed so far, ending with the totals a copy of the tree reports", async () => {
+    const source = sampleTree(tempDir("src"));
+    writeTree(source, { ".git/x": "x", "node_modules/y": "y", "empty/.keep": "" });
+    const hashed: { files: number; bytes: number }[] = [];
+    await fingerprintTree(source, { onProgress: (progress) => hashed.push(progress) });
+    const copied: { files: number; bytes: number }[] = [];
+    const cache = await StageCache.open({ root: join(tempDir("root"), "cache") });
+    await cache.stage(source, "progress", { onProgress: (progress) => copied.push(progress) });
+    await cache.close();
+    expect(hashed.length).toBeGreaterThan(1);
+    expect(hashed.map((p) => p.files)).toEqual(hashed.map((_, i) => i + 1));
+    expect(hashed.at(-1)).toEqual(copied.at(-1));
+    const copiedFiles = [
+      "README.md",
+      ".env",
+      "bin/run.sh",
+      "src/a/b/c.txt",
+      "src/big.bin",
+      "src/empty.txt",
+      "empty/.keep",
+    ];
+    const bytes = copiedFiles.reduce((sum, rel) => sum + statSync(join(source, rel)).size, 0);
+    expect(hashed.at(-1)).toEqual({ files: copiedFiles.length, bytes });
+  });
+
+  it("stops at once when aborted, rejecting with the signal's reason", async () => {
+    const source = sampleTree(tempDir("src"));
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    let calls = 0;
+    const hashing = fingerprintTree(source, {
+      signal: controller.signal,
+      onProgress: () => {
+        if (++calls === 1) controller.abort(reason);
+      },
+    });
+    await expect(hashing).rejects.toBe(reason);
+    expect(calls).toBe(1);
+  });
+
   it("rejects a missing source with ENOENT", async () => {
     await expect(fingerprintTree(join(tempDir("x"), "missing"))).rejects.toMatchObject({ code: "ENOENT" });
   });

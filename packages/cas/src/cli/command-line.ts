@@ -34,7 +34,11 @@ export interface CommandSpec {
   /** How many positional arguments the command takes: `[min, max]`. Default `[0, 0]`. */
   args?: [number, number];
   examples?: string[];
-  run: (context: CommandContext) => Promise<void>;
+  /**
+   * Does the work; resolves to the exit code when it is not 0 (`EXIT.failure` for problems found, such as a
+   * `verify` that found bad entries, after printing its result). A thrown error is reported by `runCli`.
+   */
+  run: (context: CommandContext) => Promise<void> | Promise<number>;
 }
 
 export interface CliSpec {
@@ -47,6 +51,11 @@ export interface CliSpec {
   defaultCommand?: string;
   /** Options every command takes, besides the built-in ones (`--json`, `-q`, `--progress`, `-h`, `-V`). */
   globalOptions?: Record<string, OptionSpec>;
+  /**
+   * What the tool's library puts in front of its error messages (`stage-cache: `): dropped when a message
+   * is printed, where the tool's own name stands in front of it.
+   */
+  messagePrefix?: string;
 }
 
 /** The exit codes both CLIs use. */
@@ -77,11 +86,17 @@ const BUILT_IN_OPTIONS: Record<string, OptionSpec> = {
   version: { type: "boolean", short: "V", description: "print the version and exit" },
 };
 
-/** A mistake in the command line itself: exit code 2, usage on stderr. */
+/**
+ * A mistake in the command line itself: exit code 2; on stderr the reason, then the usage of the command
+ * (`topic`, by default the command that ran; "" for the tool) and where its help is.
+ */
 export class UsageError extends CasError {
-  constructor(message: string) {
+  topic: string | undefined;
+
+  constructor(message: string, topic?: string) {
     super("EUSAGE", message);
     this.name = "UsageError";
+    this.topic = topic;
   }
 }
 
@@ -94,6 +109,9 @@ export class Output {
   readonly quiet: boolean;
   readonly progress: ProgressLine;
   readonly #name: string;
+  /** Writes to stdout not yet taken by the reader; stderr text waits for them (see {@link stderr}). */
+  #stdoutPending = 0;
+  #heldStderr: string[] = [];
 
   constructor(name: string, values: OptionValues) {
     this.#name = name;
@@ -107,24 +125,47 @@ export class Output {
   result(human: string | readonly string[], json: object): void {
     this.progress.clear();
     if (this.json) {
-      write(process.stdout, `${JSON.stringify({ version: 1, ...json }, null, 2)}\n`);
+      this.#stdout(`${JSON.stringify({ version: 1, ...json }, null, 2)}\n`);
     } else {
       const lines = typeof human === "string" ? [human] : human;
-      if (lines.length > 0) write(process.stdout, `${lines.join("\n")}\n`);
+      if (lines.length > 0) this.#stdout(`${lines.join("\n")}\n`);
     }
   }
 
-  /** A note for people on stderr (`<name>: …`), dropped under `--quiet`. */
+  #stdout(text: string): void {
+    this.#stdoutPending++;
+    process.stdout.write(text, (error) => {
+      this.#stdoutPending--;
+      // After a failed write (the reader went away) runCli exits 141; nothing more is printed.
+      if (error || this.#stdoutPending > 0) return;
+      for (const held of this.#heldStderr.splice(0)) process.stderr.write(held);
+    });
+  }
+
+  /**
+   * Writes `text` on stderr once stdout has been written: a summary that follows a result is then never
+   * printed when the reader of the result has gone (`ls | head -1` exits 141 without a word), and it never
+   * overtakes the result on a terminal.
+   */
+  stderr(text: string): void {
+    if (this.#stdoutPending > 0) this.#heldStderr.push(text);
+    else process.stderr.write(text);
+  }
+
+  /**
+   * A note for people on stderr (`<name>: …`), dropped under `--quiet` and under `--json`, whose document
+   * carries everything a note says: a script reading the JSON gets nothing else on stderr but warnings.
+   */
   note(message: string): void {
-    if (this.quiet) return;
+    if (this.quiet || this.json) return;
     this.progress.clear();
-    write(process.stderr, `${this.#name}: ${message}\n`);
+    this.stderr(`${this.#name}: ${message}\n`);
   }
 
   /** A warning on stderr, shown even under `--quiet`. The shape of the libraries' `onWarning`. */
   readonly warn = (message: string, path?: string): void => {
     this.progress.clear();
-    write(process.stderr, `${this.#name}: warning: ${message}${path ? ` (${path})` : ""}\n`);
+    this.stderr(`${this.#name}: warning: ${message}${path ? ` (${path})` : ""}\n`);
   };
 }
 
@@ -142,22 +183,26 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
   const controller = new AbortController();
   const stopSignals = onTerminationSignals(controller);
   let out = new Output(spec.name, peekOutputOptions(argv));
+  let running: string | undefined;
   try {
     const parsed = parseCommandLine(spec, argv);
     out = new Output(spec.name, parsed.values);
+    running = parsed.name;
     if (parsed.values.version) return void write(process.stdout, `${spec.version()}\n`);
     if (parsed.help !== undefined) return void write(process.stdout, renderHelp(spec, parsed.help));
     if (!parsed.command) throw new UsageError(`a command is needed\n\n${renderHelp(spec, "")}`);
-    await parsed.command.run({
+    const code = await parsed.command.run({
       values: parsed.values,
       positionals: parsed.positionals,
       signal: controller.signal,
       out,
     });
-    process.exitCode = EXIT.ok;
+    out.progress.clear();
+    process.exitCode = code ?? EXIT.ok;
   } catch (error) {
     out.progress.clear();
-    process.exitCode = reportError(spec.name, out, error, controller.signal);
+    if (error instanceof UsageError && error.topic === undefined) error.topic = running;
+    process.exitCode = reportError(spec, out, error, controller.signal);
   } finally {
     stopSignals();
   }
@@ -165,6 +210,8 @@ export async function runCli(spec: CliSpec, argv: readonly string[]): Promise<vo
 
 interface ParsedCommandLine {
   command: CommandSpec | undefined;
+  /** The command's name, when there is one. */
+  name?: string | undefined;
   /** The help topic asked for ("" for the tool itself), or undefined. */
   help: string | undefined;
   values: OptionValues;
@@ -193,7 +240,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   if (name === "help") {
     const topic = rest.find((arg) => !arg.startsWith("-")) ?? "";
     if (topic && !(topic in spec.commands))
-      throw new UsageError(`no help on ${JSON.stringify(topic)}: not a command`);
+      throw new UsageError(`no help on ${JSON.stringify(topic)}: not a command`, "");
     return { command: undefined, help: topic, values: {}, positionals: [] };
   }
   const command = name === undefined ? undefined : spec.commands[name];
@@ -202,8 +249,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
       return { command: undefined, help: "", values: {}, positionals: [] };
     if (argv.some((arg) => arg === "-V" || arg === "--version"))
       return { command: undefined, help: undefined, values: { version: true }, positionals: [] };
-    if (first)
-      throw new UsageError(`unknown command ${JSON.stringify(first.value)}; run '${spec.name} help'`);
+    if (first) throw new UsageError(`unknown command ${JSON.stringify(first.value)}`, "");
     return { command: undefined, help: undefined, values: {}, positionals: [] };
   }
   let parsed: { values: OptionValues; positionals: string[] };
@@ -217,9 +263,7 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   } catch (error) {
     if (!codeOf(error)?.startsWith("ERR_PARSE_ARGS")) throw error;
     const reason = messageOf(error).replace(/\. To specify a positional argument.*$/s, "");
-    throw new UsageError(
-      `${reason}; run '${spec.name} help${name === spec.defaultCommand ? "" : ` ${name}`}'`,
-    );
+    throw new UsageError(reason, name);
   }
   const topic = name === spec.defaultCommand && !first ? "" : (name as string);
   if (parsed.values.help) return { command, help: topic, values: parsed.values, positionals: [] };
@@ -229,9 +273,9 @@ function parseCommandLine(spec: CliSpec, argv: readonly string[]): ParsedCommand
   if (count < min || count > max) {
     const what =
       count > max ? `unexpected argument ${JSON.stringify(parsed.positionals[max])}` : "missing argument";
-    throw new UsageError(`${what}; usage: ${spec.name} ${command.usage}`);
+    throw new UsageError(what, name);
   }
-  return { command, help: undefined, ...parsed };
+  return { command, name, help: undefined, ...parsed };
 }
 
 /**
@@ -271,8 +315,8 @@ export function renderHelp(spec: CliSpec, topic: string): string {
   const sections: string[] = [];
   const command = topic ? spec.commands[topic] : undefined;
   if (command) {
-    sections.push(`Usage: ${spec.name} ${command.usage}`, command.summary);
-    if (command.description) sections.push(command.description);
+    sections.push(`Usage: ${spec.name} ${command.usage}`, wrap(command.summary));
+    for (const paragraph of command.description?.split("\n\n") ?? []) sections.push(wrap(paragraph));
     if (command.options && Object.keys(command.options).length > 0)
       sections.push(`Options:\n${renderOptions(command.options)}`);
     sections.push(`Options of every command:\n${renderOptions(globals)}`);
@@ -282,17 +326,19 @@ export function renderHelp(spec: CliSpec, topic: string): string {
     const usage = spec.defaultCommand
       ? `Usage: ${spec.name} [<command>] [options]   (no command: ${spec.defaultCommand})`
       : `Usage: ${spec.name} <command> [options]`;
-    sections.push(usage, spec.summary);
+    sections.push(usage, wrap(spec.summary));
     const names = Object.keys(spec.commands);
     const width = Math.max(...names.map((n) => spec.commands[n]?.usage.split(" ")[0]?.length ?? 0), 4) + 2;
-    const list = names.map((n) => `  ${n.padEnd(width)}${spec.commands[n]?.summary ?? ""}`);
+    const list = names.map((n) => `  ${n.padEnd(width)}${wrap(spec.commands[n]?.summary ?? "", width + 2)}`);
     sections.push(`Commands:\n${list.join("\n")}`);
     sections.push(`Options of every command:\n${renderOptions(globals)}`);
     sections.push(`Run '${spec.name} help <command>' for the options of a command.`);
   }
   sections.push(
-    `Exit codes: ${EXIT.ok} success; ${EXIT.failure} failure (or problems found); ${EXIT.usage} usage error; ` +
-      `${EXIT.interrupted}/${EXIT.terminated} interrupted by SIGINT/SIGTERM; ${EXIT.outputClosed} stdout closed early.`,
+    wrap(
+      `Exit codes: ${EXIT.ok} success; ${EXIT.failure} failure (or problems found); ${EXIT.usage} usage error; ` +
+        `${EXIT.interrupted}/${EXIT.terminated} interrupted by SIGINT/SIGTERM; ${EXIT.outputClosed} stdout closed early.`,
+    ),
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -303,11 +349,39 @@ function renderOptions(options: Record<string, OptionSpec>): string {
     return [option.short ? `-${option.short}, ${long}` : `    ${long}`, option.description] as const;
   });
   const width = Math.max(...labels.map(([label]) => label.length)) + 2;
-  return labels.map(([label, text]) => `  ${label.padEnd(width)}${text}`).join("\n");
+  return labels.map(([label, text]) => `  ${label.padEnd(width)}${wrap(text, width + 2)}`).join("\n");
+}
+
+/** Help is wrapped to this many columns, a width every terminal shows whole. */
+const HELP_WIDTH = 100;
+
+/**
+ * `text` broken at spaces into lines of at most {@link HELP_WIDTH} columns, all but the first indented by
+ * `indent` (the first is assumed to start there already). A word longer than a line stays whole.
+ */
+function wrap(text: string, indent = 0): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/ +/)) {
+    if (line && indent + line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  lines.push(line);
+  return lines.join(`\n${" ".repeat(indent)}`);
 }
 
 /** Prints an error the way both CLIs do and returns the exit code. */
-function reportError(name: string, out: Output, error: unknown, signal: AbortSignal): number {
+function reportError(spec: CliSpec, out: Output, error: unknown, signal: AbortSignal): number {
+  const { name } = spec;
+  const textOf = (error: unknown) => {
+    const text = messageOf(error);
+    const prefix = spec.messagePrefix;
+    return prefix && text.startsWith(prefix) ? text.slice(prefix.length) : text;
+  };
   const interruptedBy = signal.aborted
     ? (signal.reason as { signal?: string } | undefined)?.signal
     : undefined;
@@ -319,7 +393,7 @@ function reportError(name: string, out: Output, error: unknown, signal: AbortSig
       ? EXIT.usage
       : EXIT.failure;
   const errorCode = interruptedBy ? "EINTERRUPTED" : (codeOf(error) ?? "EFAILED");
-  const message = interruptedBy ? `interrupted by ${interruptedBy}` : messageOf(error);
+  const message = interruptedBy ? `interrupted by ${interruptedBy}` : textOf(error);
   if (out.json) {
     const path = (error as { path?: unknown } | null)?.path;
     const body = { code: errorCode, message, ...(typeof path === "string" ? { path } : {}) };
@@ -327,12 +401,18 @@ function reportError(name: string, out: Output, error: unknown, signal: AbortSig
     return code;
   }
   const lines = [`${name}: ${message}`];
+  if (!interruptedBy && error instanceof UsageError && error.topic !== undefined) {
+    const command = error.topic ? spec.commands[error.topic] : undefined;
+    const tool = spec.defaultCommand ? "[<command>] [options]" : "<command> [options]";
+    lines.push(`usage: ${name} ${command ? command.usage : tool}`);
+    lines.push(`run '${name} help${command ? ` ${error.topic}` : ""}' for more`);
+  }
   for (let cause = (error as { cause?: unknown } | null)?.cause; cause; ) {
-    const text = messageOf(cause);
+    const text = textOf(cause);
     if (!message.includes(text)) lines.push(`  caused by: ${text}`);
     cause = (cause as { cause?: unknown }).cause;
   }
-  write(process.stderr, `${lines.join("\n")}\n`);
+  out.stderr(`${lines.join("\n")}\n`);
   return code;
 }
 

@@ -14,5 +14,11 @@ export {
   runCli,
   UsageError,
 } from "./command-line.js";
+export {
+  type DebrisFigures,
+  describeDebris,
+  formatEntryLine,
+  type ListedEntry,
+} from "./listing.js";
 export { describeProgress, type ProgressFigures, ProgressLine } from "./progress.js";
-export { formatAge, formatCount, formatSize, parseDuration, parseSize } from "./units.js";
+export { formatAge, formatCount, formatQuantity, formatSize, parseDuration, parseSize } from "./units.js";

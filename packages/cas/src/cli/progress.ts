@@ -7,6 +7,8 @@ const FIRST_DRAW_AFTER_MS = 500;
 
 /** Where a piece of work stands, as both CLIs report it. */
 export interface ProgressFigures {
+  /** What is being done, shown first: `copying`, `hashing`, `writing`. */
+  action?: string | undefined;
   /** What is counted: `files`, `objects`. */
   unit: string;
   done: number;
@@ -57,14 +59,16 @@ export class ProgressLine {
 }
 
 /**
- * `1,234/5,457 files, 12.0 MiB/45.6 MiB` when totals are known, else `1,234 files, 12.0 MiB (8.10 MiB/s)`.
+ * `copying 1,234/5,457 files, 12.0 MiB/45.6 MiB` when totals are known, else
+ * `copying 1,234 files, 12.0 MiB (8.10 MiB/s)` (the action, here `copying`, only when given).
  */
 export function describeProgress(figures: ProgressFigures, elapsedMs: number): string {
-  const { unit, done, total, bytes, totalBytes } = figures;
-  const count =
+  const { action, unit, done, total, bytes, totalBytes } = figures;
+  const counted =
     total === undefined
       ? `${formatCount(done)} ${unit}`
       : `${formatCount(done)}/${formatCount(total)} ${unit}`;
+  const count = action ? `${action} ${counted}` : counted;
   if (bytes === undefined) return count;
   if (totalBytes !== undefined) return `${count}, ${formatSize(bytes)}/${formatSize(totalBytes)}`;
   const rate = elapsedMs > 0 ? ` (${formatSize(Math.round((bytes * 1000) / elapsedMs))}/s)` : "";

@@ -91,3 +91,8 @@ export function formatAge(ms: number): string {
 export function formatCount(count: number): string {
   return String(Math.round(count)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
+
+/** A count and what it counts, singular or plural: `1 entry`, `1,500 entries`. */
+export function formatQuantity(count: number, singular: string, plural = `${singular}s`): string {
+  return `${formatCount(count)} ${count === 1 ? singular : plural}`;
+}
