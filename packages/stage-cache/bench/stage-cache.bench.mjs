@@ -4,7 +4,7 @@
 //
 // Generates a nested tree of mixed file sizes under --target, then alternates in one run (so disk noise
 // hits every contender alike): a cold stage vs `cp -a` vs Node's fs.cp(recursive); a warm hit in a new
-// StageCache; a repeated hit in the same one; fingerprintTree vs `sha256sum` over the same files; and whole
+// StageCache; a repeated hit in the same one; fingerprintTree and `verify` vs `sha256sum` over the same files; and whole
 // processes as a script runs them: `cas-stage-cache stage` cold vs `cp -a`, and a hit vs `node -e 0`.
 // Prints medians and the ratios against the goals of the issue (--json also writes them to FILE, for the
 // root `npm run bench` report). Needs a build (dist/).
@@ -69,7 +69,7 @@ const fresh = (name) => {
 
 generate();
 const cli = join(dirname(dirname(fileURLToPath(import.meta.url))), "dist", "cli.js");
-const run = (command, args) => execFileSync(command, args, { stdio: ["ignore", "ignore", "inherit"] });
+const run = (command, args) => execFileSync(command, args, { stdio: "ignore" });
 const t = {
   stage: [],
   cpA: [],
@@ -78,6 +78,7 @@ const t = {
   repeated: [],
   fingerprint: [],
   sha256sum: [],
+  verify: [],
   cliCold: [],
   cliCpA: [],
   cliHit: [],
@@ -114,6 +115,7 @@ for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < calls; i++) await cache.stage(source, "bench");
   });
   t.repeated.push(elapsed / calls);
+  t.verify.push(await time(() => cache.verify()));
   await cache.close();
   rmSync(root, { recursive: true, force: true });
 
@@ -166,6 +168,9 @@ console.log(
 console.log(
   `cas-stage-cache stage, hit, whole process  ${ms(m.cliHit)}   node -e 0 ${ms(m.node)} (goal <= 60 ms: ${verdict(m.cliHit <= 60)})`,
 );
+console.log(
+  `verify              ${ms(m.verify)}   sha256sum ${ms(m.sha256sum)}   throughput ratio = ${(m.sha256sum / m.verify).toFixed(2)}x`,
+);
 if (values.json) {
   writeFileSync(
     values.json,
@@ -182,6 +187,7 @@ if (values.json) {
       repeatedHitUs: m.repeated * 1000,
       fingerprintMs: m.fingerprint,
       sha256sumMs: m.sha256sum,
+      verifyMs: m.verify,
       cliColdMs: m.cliCold,
       cliCpAMs: m.cliCpA,
       cliHitMs: m.cliHit,
