@@ -1,10 +1,10 @@
 import { mkdirSync } from "node:fs";
+import { type BytePath, bytePathOfText, fsPath, joinPath } from "./byte-path.js";
 import { CopyWorkers } from "./copy-workers.js";
 import { COPIED_MODE_BITS, copyFileContent } from "./file-copy.js";
 import { targetError } from "./fs-errors.js";
 import { type ManifestEntry, sortEntries, treeDigest } from "./manifest.js";
 import type { CopyRecord } from "./sentinel.js";
-import { childPath } from "./tree-reader.js";
 import { type WalkOptions, walkTree } from "./walk.js";
 
 /** Progress of one copy: what has been copied so far. Reported after each file. */
@@ -47,7 +47,7 @@ export async function copyTree(
   options: CopyOptions = {},
 ): Promise<CopyRecord> {
   const { onProgress, signal } = options;
-  const targetRoot = Buffer.from(target);
+  const targetRoot = bytePathOfText(target);
   const entries: ManifestEntry[] = [];
   let files = 0;
   let bytes = 0;
@@ -62,7 +62,7 @@ export async function copyTree(
       action: "copy",
       idle: () => workers?.help() ?? false,
       dir: (rel) => {
-        makeDirectory(childPath(targetRoot, rel));
+        makeDirectory(joinPath(targetRoot, rel));
         entries.push({ kind: "dir", rel });
       },
       file: (file, done) => {
@@ -82,7 +82,7 @@ export async function copyTree(
         seen++;
         if (seen === startWorkersAfter) workers = CopyWorkers.shared();
         if (workers?.offer(file, targetRoot, file.rel, copied)) return;
-        copyFileContent(file, childPath(targetRoot, file.rel), signal, copied);
+        copyFileContent(file, joinPath(targetRoot, file.rel), signal, copied);
       },
     },
     options,
@@ -91,9 +91,9 @@ export async function copyTree(
   return { files, bytes, entries, digest: treeDigest(entries) };
 }
 
-function makeDirectory(path: Buffer): void {
+function makeDirectory(path: BytePath): void {
   try {
-    mkdirSync(path);
+    mkdirSync(fsPath(path));
   } catch (cause) {
     throw targetError(path, cause);
   }

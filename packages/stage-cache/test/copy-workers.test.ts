@@ -20,6 +20,7 @@ import {
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { bytePathOfText } from "../src/byte-path.js";
 import { copyTree as copyHere } from "../src/copy.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
@@ -154,15 +155,15 @@ describe("copies shared with worker threads", () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < count; i++) files[`f${i}`] = `content ${i}\n`.repeat(i + 1);
     const source = writeTree(tempDir("src"), files);
-    const target = Buffer.from(tempDir("copy"));
+    const target = bytePathOfText(tempDir("copy"));
     const answers = new Map<number, number>();
     const opened: number[] = [];
     const finished = new Promise<void>((resolve, reject) => {
       for (let i = 0; i < count; i++) {
         const fd = openSync(join(source, `f${i}`), "r");
         opened.push(fd);
-        const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, `f${i}`)) };
-        const taken = pool?.offer(file, target, Buffer.from(`f${i}`), (error, content) => {
+        const file = { fd, stats: fstatSync(fd), path: bytePathOfText(join(source, `f${i}`)) };
+        const taken = pool?.offer(file, target, bytePathOfText(`f${i}`), (error, content) => {
           if (error !== undefined) return reject(error);
           answers.set(i, (answers.get(i) ?? 0) + 1);
           expect(content?.size).toBe(`content ${i}\n`.length * (i + 1));
@@ -180,7 +181,7 @@ describe("copies shared with worker threads", () => {
     await new Promise((resolve) => setTimeout(resolve, 50)); // any second answer would arrive meanwhile
     expect([...answers.values()]).toEqual(Array(count).fill(1));
     for (const fd of opened) closeSync(fd);
-    expect(readTree(target.toString())).toEqual(readTree(source));
+    expect(readTree(target)).toEqual(readTree(source));
   });
 
   it("send each job to its own copy's target, also when two copies fill one batch", async () => {
@@ -194,9 +195,9 @@ describe("copies shared with worker threads", () => {
         (name, index) =>
           new Promise<void>((resolve, reject) => {
             const fd = fds[index] as number;
-            const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, name)) };
-            const root = Buffer.from(index === 0 ? toA : toB);
-            const taken = pool?.offer(file, root, Buffer.from(name), (error) =>
+            const file = { fd, stats: fstatSync(fd), path: bytePathOfText(join(source, name)) };
+            const root = bytePathOfText(index === 0 ? toA : toB);
+            const taken = pool?.offer(file, root, bytePathOfText(name), (error) =>
               error === undefined ? resolve() : reject(error),
             );
             expect(taken).toBe(true);
@@ -218,9 +219,9 @@ describe("copies shared with worker threads", () => {
       const fs = await import("node:fs");
       const fd = fs.openSync(process.execPath, "r");
       const target = fs.mkdtempSync("/tmp/flags-");
-      const file = { fd, stats: { size: 10, blocks: 8, mode: 0o644 }, path: Buffer.from("x") };
+      const file = { fd, stats: { size: 10, blocks: 8, mode: 0o644 }, path: "x" };
       const answer = await new Promise((resolve) => {
-        if (!pool.offer(file, Buffer.from(target), Buffer.from("copied"), (error) => resolve(error?.message ?? "copied")))
+        if (!pool.offer(file, target, "copied", (error) => resolve(error?.message ?? "copied")))
           resolve("not taken");
       });
       fs.rmSync(target, { recursive: true, force: true });
