@@ -96,7 +96,11 @@ describe("names that are not UTF-8", () => {
     const source = writeTree(join(tempDir("src"), "quelle-ü-名"), { "é/ß.txt": "umlaut", plain: "p" });
     const path = await stageOnce(source, join(tempDir("root"), "cache-ü-名"));
     expect(readFileSync(join(path, "é/ß.txt"), "utf8")).toBe("umlaut");
-    expect(await verifySlot(path)).toMatchObject({ ok: true, files: 2, digest: await fingerprintTree(source) });
+    expect(await verifySlot(path)).toMatchObject({
+      ok: true,
+      files: 2,
+      digest: await fingerprintTree(source),
+    });
   });
 
   it("includes them in fingerprintTree", async () => {
