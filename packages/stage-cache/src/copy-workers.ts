@@ -167,7 +167,6 @@ class WorkerThread {
   constructor() {
     // The worker needs none of the process's own flags (and some, such as --input-type, stop it).
     this.#worker = new Worker(WORKER_URL, { workerData: this.#shared, execArgv: [] });
-    this.#worker.unref();
     this.ready = new Promise<void>((resolve) => {
       this.#worker.on("message", (message: WorkerMessage) => {
         if ("ready" in message) {
@@ -180,6 +179,9 @@ class WorkerThread {
     });
     this.#worker.on("error", (error) => this.#fail(error));
     this.#worker.on("exit", (code) => this.#fail(new Error(`copy worker exited with code ${code}`)));
+    // Only now: adding a "message" listener refs the worker again, and an idle worker must not keep the
+    // process alive (a copy that started the pool may end before the worker is even ready).
+    this.#worker.unref();
   }
 
   /** Jobs given and not done yet, the unsent batch included. */

@@ -230,6 +230,23 @@ describe("copies shared with worker threads", () => {
     expect(out.trim()).toBe("copied");
   });
 
+  it("let a process that started them exit, also when its copy ended before a worker was ready", () => {
+    const entry = new URL("../dist/copy.js", import.meta.url).href;
+    const source = writeTree(tempDir("src"), { only: "one file" });
+    const target = tempDir("copy");
+    // The pool starts at the first file, long before its worker is ready, so the copy does without it.
+    const script = `
+      const { copyTree } = await import(${JSON.stringify(entry)});
+      const record = await copyTree(${JSON.stringify(source)}, ${JSON.stringify(target)}, { startWorkersAfter: 1 });
+      console.log(record.files);`;
+    // A worker that kept the process alive would make this time out (and throw) instead of returning.
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(out.trim()).toBe("1");
+  });
+
   it("keep concurrent copies of different trees apart", async () => {
     const a = writeTree(
       tempDir("a"),
