@@ -214,8 +214,10 @@ describe("copies shared with worker threads", () => {
     const script = `
       const { CopyWorkers } = await import(${JSON.stringify(entry)});
       const pool = CopyWorkers.shared();
-      const started = performance.now();
+      // An idle worker does not keep a process alive: this one waits for it on purpose.
+      const keepAlive = setInterval(() => {}, 1000);
       await pool.ready();
+      clearInterval(keepAlive);
       const fs = await import("node:fs");
       const fd = fs.openSync(process.execPath, "r");
       const target = fs.mkdtempSync("/tmp/flags-");
