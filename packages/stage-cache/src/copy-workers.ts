@@ -114,6 +114,11 @@ export class CopyWorkers {
     return CopyWorkers.#shared ?? undefined;
   }
 
+  /** The process's pool if it was started, without starting it. */
+  static running(): CopyWorkers | undefined {
+    return CopyWorkers.#shared ?? undefined;
+  }
+
   /** Resolves once every thread is ready for jobs (or has failed). Copies do not wait for it; tests do. */
   async ready(): Promise<void> {
     await Promise.all(this.#threads.map((thread) => thread.ready));

@@ -103,6 +103,19 @@ describe("copies shared with worker threads", () => {
     expect(openBelow(source)).toEqual([]);
   });
 
+  it("share a small tree's copy from its first file once the workers run, without being asked", async () => {
+    const pool = CopyWorkers.shared();
+    await pool?.ready();
+    const givenBefore = pool?.given ?? 0;
+    const source = variedTree();
+    const target = tempDir("copy");
+    // Default options: far fewer files than START_WORKERS_AFTER, but the pool is already running.
+    await dist.copyTree(source, target);
+    expect((pool?.given ?? 0) - givenBefore).toBeGreaterThan(0);
+    expect(readTree(target, { withModes: true })).toEqual(readTree(source, { withModes: true }));
+    expect(openBelow(source)).toEqual([]);
+  });
+
   it("fall back to the main thread for every job when a worker dies", async () => {
     // A broken install: a private copy of dist whose worker module throws as it loads.
     const broken = tempDir("broken-dist");
