@@ -6,6 +6,7 @@ import { type BytePath, fsPath, joinPath } from "./byte-path.js";
 import { messageOf, StageCacheError } from "./errors.js";
 import type { FileContent, SourceFile } from "./file-content.js";
 import { copyFileContent } from "./file-copy.js";
+import { runningPool } from "./worker-pool-slot.js";
 
 type Callback = (error: unknown, content?: FileContent) => void;
 
@@ -106,16 +107,12 @@ export class CopyWorkers {
       if (existsSync(fileURLToPath(WORKER_URL))) {
         try {
           CopyWorkers.#shared = new CopyWorkers(Math.max(1, Math.min(3, availableParallelism() - 1)));
+          runningPool.current = CopyWorkers.#shared;
         } catch {
           // No threads here (a restricted runtime): copies stay on the main thread.
         }
       }
     }
-    return CopyWorkers.#shared ?? undefined;
-  }
-
-  /** The process's pool if it was started, without starting it. */
-  static running(): CopyWorkers | undefined {
     return CopyWorkers.#shared ?? undefined;
   }
 

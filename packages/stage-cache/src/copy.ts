@@ -1,11 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { type BytePath, bytePathOfText, fsPath, joinPath } from "./byte-path.js";
-import { CopyWorkers } from "./copy-workers.js";
 import { COPIED_MODE_BITS, copyFileContent } from "./file-copy.js";
 import { targetError } from "./fs-errors.js";
 import { type ManifestEntry, sortEntries, treeDigest } from "./manifest.js";
 import type { CopyRecord } from "./sentinel.js";
 import { type WalkOptions, walkTree } from "./walk.js";
+import { runningPool } from "./worker-pool-slot.js";
 
 /** Progress of one copy: what has been copied so far. Reported after each file. */
 export interface StageProgress {
@@ -64,39 +64,55 @@ export async function copyTree(
   let files = 0;
   let bytes = 0;
   const startWorkersAfter = options.startWorkersAfter ?? START_WORKERS_AFTER;
-  let workers = startWorkersAfter === Number.POSITIVE_INFINITY ? undefined : CopyWorkers.running();
+  let workers = startWorkersAfter === Number.POSITIVE_INFINITY ? undefined : runningPool.current;
   let seen = 0;
-  await walkTree(
-    source,
-    {
-      action: "copy",
-      idle: () => workers?.help() ?? false,
-      dir: (rel) => {
-        makeDirectory(joinPath(targetRoot, rel));
-        entries.push({ kind: "dir", rel });
+  let walking = true;
+  // The pool's code is loaded only when a copy proves large; files are copied here meanwhile.
+  const startWorkers = () => {
+    import("./copy-workers.js").then(
+      (loaded) => {
+        if (walking) workers ??= loaded.CopyWorkers.shared();
       },
-      file: (file, done) => {
-        const copied: Parameters<typeof copyFileContent>[3] = (error, content) => {
-          if (error !== undefined || content === undefined) return done(error);
-          const mode = file.stats.mode & COPIED_MODE_BITS;
-          entries.push({ kind: "file", rel: file.rel, mode, size: content.size, hash: content.hash });
-          files++;
-          bytes += content.size;
-          try {
-            onProgress?.({ files, bytes });
-          } catch (progressError) {
-            return done(progressError);
-          }
-          done();
-        };
-        seen++;
-        if (seen === startWorkersAfter) workers ??= CopyWorkers.shared();
-        if (workers?.offer(file, targetRoot, file.rel, copied)) return;
-        copyFileContent(file, joinPath(targetRoot, file.rel), signal, copied);
+      () => {
+        // The module cannot load (a bundle without it): every file is copied on this thread.
       },
-    },
-    options,
-  );
+    );
+  };
+  try {
+    await walkTree(
+      source,
+      {
+        action: "copy",
+        idle: () => workers?.help() ?? false,
+        dir: (rel) => {
+          makeDirectory(joinPath(targetRoot, rel));
+          entries.push({ kind: "dir", rel });
+        },
+        file: (file, done) => {
+          const copied: Parameters<typeof copyFileContent>[3] = (error, content) => {
+            if (error !== undefined || content === undefined) return done(error);
+            const mode = file.stats.mode & COPIED_MODE_BITS;
+            entries.push({ kind: "file", rel: file.rel, mode, size: content.size, hash: content.hash });
+            files++;
+            bytes += content.size;
+            try {
+              onProgress?.({ files, bytes });
+            } catch (progressError) {
+              return done(progressError);
+            }
+            done();
+          };
+          seen++;
+          if (seen === startWorkersAfter && workers === undefined) startWorkers();
+          if (workers?.offer(file, targetRoot, file.rel, copied)) return;
+          copyFileContent(file, joinPath(targetRoot, file.rel), signal, copied);
+        },
+      },
+      options,
+    );
+  } finally {
+    walking = false;
+  }
   sortEntries(entries);
   return { files, bytes, entries, digest: treeDigest(entries) };
 }

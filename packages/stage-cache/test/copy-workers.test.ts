@@ -262,6 +262,37 @@ describe("copies shared with worker threads", () => {
     expect(out.trim()).toBe("1");
   });
 
+  it("start only once a copy reaches startWorkersAfter files, in a process that has none", () => {
+    const copyEntry = new URL("../dist/copy.js", import.meta.url).href;
+    const slotEntry = new URL("../dist/worker-pool-slot.js", import.meta.url).href;
+    const small = writeTree(
+      tempDir("small"),
+      Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, `${i}`])),
+    );
+    const large = writeTree(
+      tempDir("large"),
+      Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`d${i % 30}/f${i}`, `${i}`])),
+    );
+    const tiny = writeTree(tempDir("tiny"), { only: "one file" });
+    // The tiny copy reaches its threshold at its only file and ends before the pool's code has loaded:
+    // the pool is not started for nothing afterwards.
+    const script = `
+      const { copyTree } = await import(${JSON.stringify(copyEntry)});
+      const { runningPool } = await import(${JSON.stringify(slotEntry)});
+      await copyTree(${JSON.stringify(tiny)}, ${JSON.stringify(tempDir("to-tiny"))}, { startWorkersAfter: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const afterTiny = runningPool.current !== undefined;
+      await copyTree(${JSON.stringify(small)}, ${JSON.stringify(tempDir("to-small"))}, { startWorkersAfter: 50 });
+      const afterSmall = runningPool.current !== undefined;
+      const record = await copyTree(${JSON.stringify(large)}, ${JSON.stringify(tempDir("to-large"))}, { startWorkersAfter: 50 });
+      console.log(JSON.stringify({ afterTiny, afterSmall, afterLarge: runningPool.current !== undefined, files: record.files }));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(JSON.parse(out)).toEqual({ afterTiny: false, afterSmall: false, afterLarge: true, files: 3000 });
+  });
+
   it("keep concurrent copies of different trees apart", async () => {
     const a = writeTree(
       tempDir("a"),
