@@ -1,4 +1,5 @@
-import { access, constants, mkdir, realpath, rmdir } from "node:fs/promises";
+import { accessSync, constants, mkdirSync, realpathSync } from "node:fs";
+import { rmdir } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import {
   CLAIM_GRACE_MS,
@@ -9,7 +10,14 @@ import {
   TRASH_GRACE_MS,
 } from "@cas-stage/cas";
 import { copyTree, type StageProgress } from "./copy.js";
-import { type Debris, type DebrisContext, findDebris, removeDebris } from "./debris.js";
+import {
+  type Debris,
+  type DebrisContext,
+  findDebris,
+  recordSlotScan,
+  removeDebris,
+  slotScanDue,
+} from "./debris.js";
 import { asStageCacheError, cacheRootError, StageCacheError } from "./errors.js";
 import { type CacheEntry, Evictor, entrySize, listEntries, type SweepResult } from "./evict.js";
 import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
@@ -187,7 +195,11 @@ export class StageCache {
 
   /**
    * Opens (creating if needed) a cache root and, unless `cleanOnOpen` is false, removes its stale debris
-   * (see {@link clean}). Failing to remove debris is only warned about.
+   * (see {@link clean}), at a cost that does not grow with the number of entries: stale temps, scratch
+   * copies and trash every time (they live in private directories); claimed and incomplete slots, which
+   * only a look at every slot finds, on every call while the root holds at most 64 slots, and otherwise at
+   * most once per 10 minutes (or `staleAfterMs`, when shorter) per root, as a stamp in the root records
+   * (`clean()` always looks at every slot). Failing to remove debris is only warned about.
    *
    * Throws {@link StageCacheError} with the filesystem's code (`EACCES`, `EROFS`, `ENOTDIR`, …) when the
    * root cannot be created or written, and RangeError for a negative or non-numeric option.
@@ -202,12 +214,13 @@ export class StageCache {
     const layout = new Layout(root);
     let realRoot: string;
     try {
+      // Synchronous: a few quick calls, each far cheaper than a round trip to the thread pool.
       for (const dir of [root, layout.stagingDir, layout.scratchDir, layout.trashDir]) {
-        await mkdir(dir, { recursive: true });
+        mkdirSync(dir, { recursive: true });
       }
       // mkdir of existing directories proves nothing about writing: check it.
-      await access(root, constants.W_OK);
-      realRoot = await realpath(root);
+      accessSync(root, constants.W_OK);
+      realRoot = realpathSync.native(root);
     } catch (cause) {
       throw cacheRootError(root, cause);
     }
@@ -233,7 +246,12 @@ export class StageCache {
     });
     if (options.cleanOnOpen ?? true) {
       try {
-        await removeDebris(cache.#debris, await findDebris(cache.#debris, { measure: false }));
+        const { debris, slots } = await findDebris(cache.#debris, {
+          measure: false,
+          slots: slotScanDue(cache.#debris),
+        });
+        await removeDebris(cache.#debris, debris);
+        if (slots !== undefined) await recordSlotScan(cache.#debris, slots);
       } catch (error) {
         onWarning(`could not look for debris: ${(error as Error).message}`, root);
       }
@@ -323,7 +341,7 @@ export class StageCache {
     this.#assertOpen();
     const entries = await listEntries(this.#settings.layout);
     entries.sort((a, b) => b.lastUsedMs - a.lastUsedMs);
-    return { entries, debris: await findDebris(this.#debris, { measure: true }) };
+    return { entries, debris: (await findDebris(this.#debris, { measure: true })).debris };
   }
 
   /**
@@ -335,7 +353,7 @@ export class StageCache {
    */
   async clean(options: { dryRun?: boolean } = {}): Promise<CleanResult> {
     this.#assertOpen();
-    const debris = await findDebris(this.#debris, { measure: true });
+    const { debris } = await findDebris(this.#debris, { measure: true });
     const { removed, repaired } = options.dryRun
       ? {
           removed: debris.filter((item) => item.stale && item.kind !== "claimed"),

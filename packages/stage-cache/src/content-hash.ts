@@ -30,6 +30,13 @@ export function isAllZero(chunk: Buffer): boolean {
   return chunk.equals(chunk.length === CONTENT_CHUNK ? ZEROS : ZEROS.subarray(0, chunk.length));
 }
 
+/** The content hash of an empty file (no chunks at all). */
+let emptyHash: string | undefined;
+export function emptyContentHash(): string {
+  emptyHash ??= new ContentHasher().digest();
+  return emptyHash;
+}
+
 /** Computes a content hash from a file's chunks, fed in order. */
 export class ContentHasher {
   readonly #hash: Hash = createHash("sha256").update(PREFIX);
@@ -55,16 +62,16 @@ export class ContentHasher {
     return this.#size;
   }
 
-  /** The 32-byte hash. The hasher cannot be used afterwards. */
-  digest(): Buffer {
+  /** The hash, as 64 lowercase hex digits. The hasher cannot be used afterwards. */
+  digest(): string {
     const size = Buffer.alloc(8);
     size.writeBigUInt64BE(BigInt(this.#size));
-    return this.#hash.update(size).digest();
+    return this.#hash.update(size).digest("hex");
   }
 }
 
-/** The content hash of bytes held in memory. */
-export function contentHash(bytes: Buffer): Buffer {
+/** The content hash of bytes held in memory, as 64 lowercase hex digits. */
+export function contentHash(bytes: Buffer): string {
   const hasher = new ContentHasher();
   for (let offset = 0; offset < bytes.length; offset += CONTENT_CHUNK) {
     const chunk = bytes.subarray(offset, offset + CONTENT_CHUNK);
@@ -89,13 +96,21 @@ export class SingleChunkFrame {
   }
 
   /**
-   * The content hash of a file whose `length` bytes (at most one chunk, not all zeros) are in {@link data}.
-   * Overwrites the 8 bytes after them.
+   * The content hash (hex) of a file whose `length` bytes (at most one chunk) are in {@link data}: the
+   * empty file's, a chunk of zeros', or computed in one call. Overwrites the 8 bytes after them.
    */
-  hash(length: number): Buffer {
+  hash(length: number): string {
+    if (length === 0) return emptyContentHash();
+    const data = this.data;
+    // Most files start with a byte that is not zero: no need to compare the rest.
+    if (data[0] === 0 && isAllZero(data.subarray(0, length))) {
+      const hasher = new ContentHasher();
+      hasher.addChunk(data.subarray(0, length), true);
+      return hasher.digest();
+    }
     const end = PREFIX.length + 1 + length;
-    this.#frame.writeBigUInt64BE(BigInt(length), end);
-    // Hex, then bytes: crypto.hash takes a slow path for the "buffer" encoding.
-    return Buffer.from(hashOnce("sha256", this.#frame.subarray(0, end + 8)), "hex");
+    this.#frame.writeUInt32BE(Math.floor(length / 2 ** 32), end);
+    this.#frame.writeUInt32BE(length >>> 0, end + 4);
+    return hashOnce("sha256", this.#frame.subarray(0, end + 8));
   }
 }

@@ -3,6 +3,7 @@
 // main thread may have taken it back), counts it done there at once, and answers with the sizes and
 // hashes once the batch is through.
 import { parentPort, workerData } from "node:worker_threads";
+import { type BytePath, joinPath } from "./byte-path.js";
 import {
   ANSWER_BYTES,
   type BatchMessage,
@@ -15,14 +16,13 @@ import {
 import { StageCacheError } from "./errors.js";
 import type { FileContent, SourceFile } from "./file-content.js";
 import { copyFileContent } from "./file-copy.js";
-import { childPath } from "./tree-reader.js";
 
 const { done, claims } = workerData as WorkerShared;
 
 interface Job {
   slot: number;
   source: SourceFile;
-  target: Buffer;
+  target: BytePath;
 }
 
 type Answer = Exclude<WorkerMessage, { ready: true }>;
@@ -34,7 +34,7 @@ parentPort?.on("message", (batch: BatchMessage) => {
   const record = (index: number, error: unknown, content: FileContent | undefined) => {
     if (error === undefined && content !== undefined) {
       answers.writeDoubleLE(content.size, index * ANSWER_BYTES);
-      content.hash.copy(answers, index * ANSWER_BYTES + 8);
+      answers.write(content.hash, index * ANSWER_BYTES + 8, "hex");
     } else {
       answer.failures.push({ index, ...describe(error) });
     }
@@ -51,7 +51,6 @@ parentPort?.postMessage(ready);
 
 function readBatch({ targetRoot, jobs, length }: BatchMessage): Job[] {
   const bytes = Buffer.from(jobs, 0, length);
-  const root = Buffer.from(targetRoot.buffer, targetRoot.byteOffset, targetRoot.byteLength);
   const out: Job[] = [];
   for (let at = 0; at < length; ) {
     const slot = bytes.readUInt32LE(at);
@@ -62,10 +61,14 @@ function readBatch({ targetRoot, jobs, length }: BatchMessage): Job[] {
     const sourceLength = bytes.readUInt32LE(at + 28);
     const relLength = bytes.readUInt32LE(at + 32);
     at += JOB_HEADER_BYTES;
-    const path = bytes.subarray(at, at + sourceLength);
-    const rel = bytes.subarray(at + sourceLength, at + sourceLength + relLength);
+    const path = bytes.toString("latin1", at, at + sourceLength) as BytePath;
+    const rel = bytes.toString("latin1", at + sourceLength, at + sourceLength + relLength) as BytePath;
     at += sourceLength + relLength;
-    out.push({ slot, source: { fd, stats: { size, blocks, mode }, path }, target: childPath(root, rel) });
+    out.push({
+      slot,
+      source: { fd, stats: { size, blocks, mode }, path },
+      target: joinPath(targetRoot, rel),
+    });
   }
   return out;
 }

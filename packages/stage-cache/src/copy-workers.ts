@@ -2,10 +2,11 @@ import { existsSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { type BytePath, fsPath, joinPath } from "./byte-path.js";
 import { messageOf, StageCacheError } from "./errors.js";
 import type { FileContent, SourceFile } from "./file-content.js";
 import { copyFileContent } from "./file-copy.js";
-import { childPath } from "./tree-reader.js";
+import { runningPool } from "./worker-pool-slot.js";
 
 type Callback = (error: unknown, content?: FileContent) => void;
 
@@ -32,7 +33,7 @@ const WORKER_URL = new URL("./copy-worker.js", import.meta.url);
 /**
  * A batch of jobs, as bytes (one transferable buffer; cloning thousands of small objects costs more than
  * the copies). Per job: claim slot u32, fd u32, mode u32, size f64, blocks f64, source path length u32,
- * rel length u32, then the source path and the path inside the target.
+ * rel length u32, then the source path and the path inside the target (the bytes of byte paths).
  */
 export const JOB_HEADER_BYTES = 36;
 /** An answer per job, in order: size f64, then the 32-byte content hash. Failures and skips are apart. */
@@ -40,7 +41,7 @@ export const ANSWER_BYTES = 40;
 
 /** What a worker receives: jobs for files below one target directory. */
 export interface BatchMessage {
-  targetRoot: Uint8Array;
+  targetRoot: BytePath;
   jobs: ArrayBuffer;
   /** Bytes of `jobs` in use. */
   length: number;
@@ -66,7 +67,7 @@ export interface WorkerShared {
 /** A job as the main thread keeps it until its answer: enough to copy it here instead. */
 interface Handed {
   file: SourceFile;
-  target: () => Buffer;
+  target: () => BytePath;
   callback: Callback;
   slot: number;
   takenBack: boolean;
@@ -106,6 +107,7 @@ export class CopyWorkers {
       if (existsSync(fileURLToPath(WORKER_URL))) {
         try {
           CopyWorkers.#shared = new CopyWorkers(Math.max(1, Math.min(3, availableParallelism() - 1)));
+          runningPool.current = CopyWorkers.#shared;
         } catch {
           // No threads here (a restricted runtime): copies stay on the main thread.
         }
@@ -124,7 +126,7 @@ export class CopyWorkers {
    * worker should take it now (none ready yet, all busy, or a large file): the caller copies it itself.
    * `callback` gets what `copyFileContent` would give.
    */
-  offer(file: SourceFile, targetRoot: Buffer, rel: Buffer, callback: Callback): boolean {
+  offer(file: SourceFile, targetRoot: BytePath, rel: BytePath, callback: Callback): boolean {
     if (file.stats.size > WORKER_MAX_BYTES) return false;
     let chosen: WorkerThread | undefined;
     for (const thread of this.#threads) {
@@ -167,7 +169,6 @@ class WorkerThread {
   constructor() {
     // The worker needs none of the process's own flags (and some, such as --input-type, stop it).
     this.#worker = new Worker(WORKER_URL, { workerData: this.#shared, execArgv: [] });
-    this.#worker.unref();
     this.ready = new Promise<void>((resolve) => {
       this.#worker.on("message", (message: WorkerMessage) => {
         if ("ready" in message) {
@@ -180,6 +181,9 @@ class WorkerThread {
     });
     this.#worker.on("error", (error) => this.#fail(error));
     this.#worker.on("exit", (code) => this.#fail(new Error(`copy worker exited with code ${code}`)));
+    // Only now: adding a "message" listener refs the worker again, and an idle worker must not keep the
+    // process alive (a copy that started the pool may end before the worker is even ready).
+    this.#worker.unref();
   }
 
   /** Jobs given and not done yet, the unsent batch included. */
@@ -191,15 +195,12 @@ class WorkerThread {
     return this.#ready && !this.#broken && this.backlog < HIGH_WATER;
   }
 
-  add(file: SourceFile, targetRoot: Buffer, rel: Buffer, callback: Callback): void {
+  add(file: SourceFile, targetRoot: BytePath, rel: BytePath, callback: Callback): void {
     // A batch goes to one target: a copy running alongside another sends batches of its own.
     if (!this.#batch.isFor(targetRoot)) this.#flush();
     const slot = this.#given % CLAIM_SLOTS;
     Atomics.store(this.#shared.claims, slot, WAITING);
-    this.#batch.add(
-      { file, target: () => childPath(targetRoot, rel), callback, slot, takenBack: false },
-      rel,
-    );
+    this.#batch.add({ file, target: () => joinPath(targetRoot, rel), callback, slot, takenBack: false }, rel);
     this.#batch.targetRoot = targetRoot;
     this.#given++;
     if (this.#batch.size >= (this.#sent.length === 0 ? FIRST_BATCH : BATCH)) this.#flush();
@@ -255,8 +256,7 @@ class WorkerThread {
         continue;
       }
       const at = index * ANSWER_BYTES;
-      // A copy of the hash's bytes: the manifest keeps it after this buffer is gone.
-      const hash = Buffer.from(bytes.subarray(at + 8, at + ANSWER_BYTES));
+      const hash = bytes.toString("hex", at + 8, at + ANSWER_BYTES);
       job.callback(undefined, { size: bytes.readDoubleLE(at), hash });
     }
   }
@@ -275,7 +275,7 @@ class WorkerThread {
       if (job.takenBack) continue;
       job.takenBack = true;
       try {
-        rmSync(job.target(), { force: true });
+        rmSync(fsPath(job.target()), { force: true });
       } catch (error) {
         job.callback(
           new StageCacheError("EIO", `copy worker failed (${messageOf(cause)}), and ${messageOf(error)}`),
@@ -296,7 +296,7 @@ function copyHere(job: Handed): void {
 class BatchWriter {
   #bytes = Buffer.allocUnsafeSlow(8192);
   #used = 0;
-  targetRoot: Buffer | undefined;
+  targetRoot: BytePath | undefined;
   readonly handed: Handed[] = [];
 
   get size(): number {
@@ -304,13 +304,11 @@ class BatchWriter {
   }
 
   /** Whether jobs for `targetRoot` can join this batch. */
-  isFor(targetRoot: Buffer): boolean {
-    return (
-      this.targetRoot === undefined || this.targetRoot === targetRoot || this.targetRoot.equals(targetRoot)
-    );
+  isFor(targetRoot: BytePath): boolean {
+    return this.targetRoot === undefined || this.targetRoot === targetRoot;
   }
 
-  add(job: Handed, rel: Buffer): void {
+  add(job: Handed, rel: BytePath): void {
     const source = job.file.path;
     const needed = JOB_HEADER_BYTES + source.length + rel.length;
     if (this.#used + needed > this.#bytes.length) {
@@ -328,8 +326,8 @@ class BatchWriter {
     at = bytes.writeDoubleLE(stats.blocks, at);
     at = bytes.writeUInt32LE(source.length, at);
     at = bytes.writeUInt32LE(rel.length, at);
-    at += source.copy(bytes, at);
-    at += rel.copy(bytes, at);
+    at += bytes.write(source, at, "latin1");
+    at += bytes.write(rel, at, "latin1");
     this.#used = at;
     this.handed.push(job);
   }
@@ -337,7 +335,7 @@ class BatchWriter {
   /** The message for the worker (its job bytes are transferred, not copied) and the jobs as kept here. */
   finish(): { message: BatchMessage; handed: Handed[] } {
     const message = {
-      targetRoot: this.targetRoot ?? Buffer.alloc(0),
+      targetRoot: this.targetRoot ?? ("" as BytePath),
       jobs: this.#bytes.buffer as ArrayBuffer,
       length: this.#used,
       count: this.handed.length,

@@ -1,4 +1,5 @@
-import { lstat, rmdir } from "node:fs/promises";
+import { lstatSync, readFileSync } from "node:fs";
+import { lstat, rmdir, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   type EntryStore,
@@ -7,8 +8,8 @@ import {
   messageOf,
   sweepStaleTemps,
 } from "@cas-stage/cas";
-import { listSlots, measureTree, readdirOrEmpty } from "./evict.js";
-import type { Layout } from "./layout.js";
+import { listSlots, measureTree, readdirOrEmptySync } from "./evict.js";
+import { type Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import { isAbandonedScratch, removeScratch } from "./scratch.js";
 
 /**
@@ -46,30 +47,46 @@ export interface DebrisContext {
   onWarning: (message: string, path: string) => void;
 }
 
+/** What {@link findDebris} found, and how many slots it looked at (undefined when it did not look). */
+export interface FoundDebris {
+  debris: Debris[];
+  slots: number | undefined;
+}
+
 /**
  * Finds the debris under a root, with sizes when `measure` is set (a walk of each; incomplete slots are
- * walked either way, since their staleness is the newest mtime in them). Reads only; never throws for
- * debris that vanishes meanwhile. Throws the filesystem error when the root cannot be listed.
+ * walked either way, since their staleness is the newest mtime in them). Temps, scratch copies and trash
+ * live in private directories and cost one listing each; claimed and incomplete slots are found only by
+ * looking at every slot, which `slots: false` leaves out. Reads only; never throws for debris that
+ * vanishes meanwhile. Throws the filesystem error when the root cannot be listed.
  */
-export async function findDebris(context: DebrisContext, options: { measure: boolean }): Promise<Debris[]> {
+export async function findDebris(
+  context: DebrisContext,
+  options: { measure: boolean; slots?: boolean },
+): Promise<FoundDebris> {
   const { layout, store, staleAfterMs, trashGraceMs } = context;
   const now = Date.now();
   const isOld = (mtimeMs: number) => staleAfterMs === 0 || mtimeMs <= now - staleAfterMs;
   const size = async (path: string) => (options.measure ? (await measureTree(path)).bytes : 0);
   const found: Debris[] = [];
 
-  for (const entry of await readdirOrEmpty(layout.stagingDir)) {
+  // The private directories are listed synchronously: they hold nothing, or a few items, nearly always.
+  for (const entry of readdirOrEmptySync(layout.stagingDir)) {
     if (!entry.isDirectory() || !isStageTempName(entry.name)) continue;
     const path = join(layout.stagingDir, entry.name);
     const stats = await lstat(path).catch(() => undefined);
     if (stats) found.push({ kind: "temp", path, bytes: await size(path), stale: isOld(stats.mtimeMs) });
   }
-  for (const entry of await readdirOrEmpty(layout.scratchDir)) {
+  for (const entry of readdirOrEmptySync(layout.scratchDir)) {
     const path = join(layout.scratchDir, entry.name);
     const stale = await isAbandonedScratch(path, staleAfterMs, now);
     found.push({ kind: "scratch", path, bytes: await size(path), stale });
   }
-  for (const slot of await listSlots(layout)) {
+  const slots = options.slots === false ? undefined : listSlots(layout);
+  for (const slot of slots ?? []) {
+    // Nearly every slot is a complete entry: one synchronous look at its sentinel says so (as `inspect`
+    // would), and only the others are inspected.
+    if (sentinelIsFile(slot.path)) continue;
     const state = await store.inspect(slot.path);
     if (state.state === "claimed") {
       const stale = state.ageMs >= store.claimGraceMs;
@@ -79,7 +96,7 @@ export async function findDebris(context: DebrisContext, options: { measure: boo
       found.push({ kind: "incomplete", path: slot.path, bytes, stale: isOld(newestMtimeMs) });
     }
   }
-  for (const entry of await readdirOrEmpty(layout.trashDir)) {
+  for (const entry of readdirOrEmptySync(layout.trashDir)) {
     const path = join(layout.trashDir, entry.name);
     found.push({
       kind: "trash",
@@ -88,7 +105,73 @@ export async function findDebris(context: DebrisContext, options: { measure: boo
       stale: isAbandonedTrash(entry.name, trashGraceMs, now),
     });
   }
-  return found;
+  return { debris: found, slots: slots?.length };
+}
+
+function sentinelIsFile(slot: string): boolean {
+  try {
+    return lstatSync(join(slot, STAGE_COMPLETE_SENTINEL)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `open()` looks at every slot (for claimed and incomplete ones) only while that is cheap: on every call
+ * while the root held at most this many slots when last looked at...
+ */
+export const SMALL_ROOT_SLOTS = 64;
+/** ...and otherwise at most once per this interval per root (or per `staleAfterMs`, when shorter). */
+export const SLOT_SCAN_INTERVAL_MS = 10 * 60_000;
+
+/** The record of the last look at every slot of a large root, in `Layout.slotScanStamp`. */
+interface SlotScanStamp {
+  scannedAt: number;
+  slots: number;
+}
+
+/**
+ * Whether `open()` should look at every slot now (see {@link SMALL_ROOT_SLOTS}): yes unless the stamp of a
+ * large root records a look within the interval. Never throws: a stamp that is missing, unreadable,
+ * damaged or from the future means yes.
+ *
+ * Why skipping is safe: a slot is debris only when an evictor died while holding its claim, or a foreign
+ * writer left it incomplete. Neither stops a reader: `stage()` of that fingerprint repairs the claim or
+ * moves the debris aside itself, eviction passes give claims back, and `clean()` always looks at every
+ * slot. Only the space they hold waits, for at most the interval.
+ */
+export function slotScanDue(context: DebrisContext, now = Date.now()): boolean {
+  const stamp = readSlotScanStamp(context.layout);
+  if (stamp === undefined || stamp.slots <= SMALL_ROOT_SLOTS) return true;
+  const interval = Math.min(SLOT_SCAN_INTERVAL_MS, context.staleAfterMs);
+  return stamp.scannedAt > now || now - stamp.scannedAt >= interval;
+}
+
+/**
+ * Records a look at every slot of the root that found `slots` of them. Only a large root keeps a stamp (a
+ * small one is looked at on every `open()` anyway); one that became small loses it. Never throws: without
+ * a stamp (a root this user cannot write), the next `open()` looks again.
+ */
+export async function recordSlotScan(context: DebrisContext, slots: number, now = Date.now()): Promise<void> {
+  const path = context.layout.slotScanStamp;
+  if (slots <= SMALL_ROOT_SLOTS) {
+    await unlink(path).catch(() => {});
+    return;
+  }
+  const stamp: SlotScanStamp = { scannedAt: now, slots };
+  await writeFile(path, `${JSON.stringify(stamp)}\n`).catch(() => {});
+}
+
+function readSlotScanStamp(layout: Layout): SlotScanStamp | undefined {
+  try {
+    const value: unknown = JSON.parse(readFileSync(layout.slotScanStamp, "utf8"));
+    const { scannedAt, slots } = (value ?? {}) as Partial<SlotScanStamp>;
+    return Number.isFinite(scannedAt) && Number.isFinite(slots)
+      ? { scannedAt: scannedAt as number, slots: slots as number }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Dirent } from "node:fs";
+import { type Dirent, readdirSync } from "node:fs";
 import { lstat, readdir, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { codeOf, type EntryStore, evictLeastRecentlyUsed, messageOf } from "@cas-stage/cas";
@@ -42,12 +42,13 @@ export interface CacheEntry {
  * Every slot directory under a root: directories named as `layout.ts` names slots, inside the fan-out
  * directory their name belongs in. Anything else (private directories, foreign names, files) is skipped.
  * Throws the filesystem error when the root cannot be listed; a fan-out that vanishes meanwhile is skipped.
+ * Synchronous: one `readdir` per fan-out, each far cheaper than a round trip to the thread pool.
  */
-export async function listSlots(layout: Layout): Promise<SlotOnDisk[]> {
+export function listSlots(layout: Layout): SlotOnDisk[] {
   const slots: SlotOnDisk[] = [];
-  for (const fanOut of await readdirOrEmpty(layout.root)) {
+  for (const fanOut of readdirOrEmptySync(layout.root)) {
     if (!fanOut.isDirectory()) continue;
-    for (const slot of await readdirOrEmpty(join(layout.root, fanOut.name))) {
+    for (const slot of readdirOrEmptySync(join(layout.root, fanOut.name))) {
       const parsed = slot.isDirectory() ? parseSlotName(fanOut.name, slot.name) : undefined;
       if (parsed) slots.push({ ...parsed, path: join(layout.root, fanOut.name, slot.name) });
     }
@@ -67,7 +68,7 @@ export async function listEntries(
   others?: SlotOnDisk[],
 ): Promise<CacheEntry[]> {
   const entries: CacheEntry[] = [];
-  for (const slot of await listSlots(layout)) {
+  for (const slot of listSlots(layout)) {
     const stats = await lstat(join(slot.path, STAGE_COMPLETE_SENTINEL)).catch(() => undefined);
     let bytes = stats?.isFile() ? sizes.get(slot.path) : undefined;
     if (stats?.isFile() && bytes === undefined) {
@@ -233,6 +234,16 @@ export class Evictor {
 export async function readdirOrEmpty(dir: string): Promise<Dirent[]> {
   try {
     return await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (codeOf(error) === "ENOENT" || codeOf(error) === "ENOTDIR") return [];
+    throw error;
+  }
+}
+
+/** {@link readdirOrEmpty}, synchronously: for directories that hold few entries, or that must be quick. */
+export function readdirOrEmptySync(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
   } catch (error) {
     if (codeOf(error) === "ENOENT" || codeOf(error) === "ENOTDIR") return [];
     throw error;

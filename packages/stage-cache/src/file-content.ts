@@ -1,4 +1,5 @@
 import { readSync } from "node:fs";
+import type { BytePath } from "./byte-path.js";
 import { CONTENT_CHUNK, ContentHasher, isAllZero, SingleChunkFrame } from "./content-hash.js";
 import { DirectReader } from "./direct-read.js";
 import { sourceError } from "./fs-errors.js";
@@ -25,7 +26,7 @@ export interface SourceFile {
   readonly fd: number;
   readonly stats: { readonly size: number; readonly blocks: number; readonly mode: number };
   /** For messages. */
-  readonly path: Buffer;
+  readonly path: BytePath;
 }
 
 /** Where a file's bytes go besides the hash (the copy being written). */
@@ -34,10 +35,10 @@ export interface ChunkSink {
   write(piece: Buffer, position: number, zeroChunks: readonly boolean[]): void;
 }
 
-/** What a pass read: the number of bytes and their content hash. */
+/** What a pass read: the number of bytes and their content hash (64 lowercase hex digits). */
 export interface FileContent {
   size: number;
-  hash: Buffer;
+  hash: string;
 }
 
 let sharedBuffer: Buffer | undefined;
@@ -60,6 +61,52 @@ function singleChunkFrame(): SingleChunkFrame {
 }
 
 /**
+ * Whether a file is read in one step: at most one content chunk and no holes. Most files of a source tree
+ * are; they take {@link readSingleChunk} rather than a {@link ContentPass}.
+ */
+export function isSingleChunk(stats: SourceFile["stats"]): boolean {
+  return stats.size <= CONTENT_CHUNK && !hasHoles(stats);
+}
+
+/**
+ * Reads a file of at most one chunk from its descriptor (at most the size `fstat` gave) with one read into
+ * a buffer shared by this thread, and hashes it with one call. The bytes stay in {@link singleChunkBytes}
+ * until the next call on this thread, so the caller uses them at once, synchronously. Throws the
+ * {@link sourceError} of a failed read.
+ */
+export function readSingleChunk(file: SourceFile, action: string): FileContent {
+  const frame = singleChunkFrame();
+  const size = readFully(file, action, frame.data, Math.min(file.stats.size, CONTENT_CHUNK), 0);
+  return { size, hash: frame.hash(size) };
+}
+
+/** The shared buffer {@link readSingleChunk} reads into. */
+export function singleChunkBytes(): Buffer {
+  return singleChunkFrame().data;
+}
+
+/** Reads `length` bytes at `position` into `buffer` (buffered); fewer only at the end of the file. */
+function readFully(
+  file: SourceFile,
+  action: string,
+  buffer: Buffer,
+  length: number,
+  position: number,
+): number {
+  let filled = 0;
+  try {
+    while (filled < length) {
+      const read = readSync(file.fd, buffer, filled, length - filled, position + filled);
+      if (read === 0) break;
+      filled += read;
+    }
+  } catch (cause) {
+    throw sourceError(action, file.path, cause);
+  }
+  return filled;
+}
+
+/**
  * One pass over a file's content: read once, from the descriptor the walk opened (never by path), hashed
  * (see `content-hash.ts`), and handed to a sink. Reads at most the size `fstat` gave when the walk opened
  * the file; a file that shrank since ends where its data ends.
@@ -72,7 +119,7 @@ export class ContentPass {
   #hasher: ContentHasher | undefined;
   readonly #direct: DirectReader | undefined;
   /** Set at once by the single-chunk path. */
-  #hash: Buffer | undefined;
+  #hash: string | undefined;
   #singleSize = 0;
 
   /** Opens a second, direct descriptor for a large file with holes (see `DirectReader`): call {@link close}. */
@@ -115,22 +162,15 @@ export class ContentPass {
     return { size: hasher.size, hash: hasher.digest() };
   }
 
-  /** A file of at most one chunk, the common case: one read, one hash call (see `SingleChunkFrame`). */
+  /** A file of at most one chunk: one read, one hash call (see {@link readSingleChunk}). */
   #singleChunk(): true {
-    const frame = singleChunkFrame();
-    const piece = this.#readInto(frame.data, this.#file.stats.size, 0);
-    const zero = isAllZero(piece);
+    const { size, hash } = readSingleChunk(this.#file, this.#action);
+    const piece = singleChunkBytes().subarray(0, size);
     sharedZeroChunks.length = 0;
-    if (piece.length > 0) sharedZeroChunks.push(zero);
+    if (size > 0) sharedZeroChunks.push(piece[0] === 0 && isAllZero(piece));
     this.#sink?.write(piece, 0, sharedZeroChunks);
-    this.#singleSize = piece.length;
-    if (zero) {
-      const hasher = new ContentHasher();
-      hasher.addChunk(piece, true);
-      this.#hash = hasher.digest();
-    } else {
-      this.#hash = frame.hash(piece.length);
-    }
+    this.#singleSize = size;
+    this.#hash = hash;
     return true;
   }
 
@@ -147,22 +187,8 @@ export class ContentPass {
     } catch (cause) {
       throw sourceError(this.#action, this.#file.path, cause);
     }
-    return this.#readInto(stepBuffer(), length, position);
-  }
-
-  /** Reads `length` bytes at `position` into `buffer` (buffered), fewer only at the end of the file. */
-  #readInto(buffer: Buffer, length: number, position: number): Buffer {
-    let filled = 0;
-    try {
-      while (filled < length) {
-        const read = readSync(this.#file.fd, buffer, filled, length - filled, position + filled);
-        if (read === 0) break;
-        filled += read;
-      }
-    } catch (cause) {
-      throw sourceError(this.#action, this.#file.path, cause);
-    }
-    return buffer.subarray(0, filled);
+    const buffer = stepBuffer();
+    return buffer.subarray(0, readFully(this.#file, this.#action, buffer, length, position));
   }
 }
 

@@ -1,12 +1,16 @@
 import { closeSync, constants, fchmodSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { type BytePath, fsPath } from "./byte-path.js";
 import { CONTENT_CHUNK } from "./content-hash.js";
 import {
   type ChunkSink,
   ContentPass,
   type FileContent,
   hasHoles,
+  isSingleChunk,
+  readSingleChunk,
   runPass,
   type SourceFile,
+  singleChunkBytes,
 } from "./file-content.js";
 import { targetError } from "./fs-errors.js";
 
@@ -23,19 +27,15 @@ export const COPIED_MODE_BITS = 0o777;
  */
 class TargetFile implements ChunkSink {
   readonly #fd: number;
-  readonly #path: Buffer;
+  readonly #path: BytePath;
   readonly #source: SourceFile;
   readonly #sparse: boolean;
 
-  constructor(path: Buffer, source: SourceFile) {
+  constructor(path: BytePath, source: SourceFile) {
     this.#path = path;
     this.#source = source;
     this.#sparse = hasHoles(source.stats);
-    try {
-      this.#fd = openSync(path, CREATE_FLAGS, 0o600);
-    } catch (cause) {
-      throw targetError(path, cause, source.path);
-    }
+    this.#fd = createTarget(path, source);
   }
 
   write(piece: Buffer, position: number, zeroChunks: readonly boolean[]): void {
@@ -78,13 +78,44 @@ class TargetFile implements ChunkSink {
 
   #writeAll(bytes: Buffer, position: number): void {
     try {
-      for (let written = 0; written < bytes.length; ) {
-        written += writeSync(this.#fd, bytes, written, bytes.length - written, position + written);
-      }
+      writeAll(this.#fd, bytes, bytes.length, position);
     } catch (cause) {
       throw targetError(this.#path, cause, this.#source.path);
     }
   }
+}
+
+/** Creates the new, private file `path` for the copy of `source`. Throws its {@link targetError}. */
+function createTarget(path: BytePath, source: SourceFile): number {
+  try {
+    return openSync(fsPath(path), CREATE_FLAGS, 0o600);
+  } catch (cause) {
+    throw targetError(path, cause, source.path);
+  }
+}
+
+function writeAll(fd: number, bytes: Buffer, length: number, position: number): void {
+  for (let written = 0; written < length; ) {
+    written += writeSync(fd, bytes, written, length - written, position + written);
+  }
+}
+
+/**
+ * The copy of a file of at most one chunk and without holes, most files of a tree: one read, one hash
+ * call, one write, all synchronous, with no object kept per file.
+ */
+function copySingleChunk(file: SourceFile, target: BytePath): FileContent {
+  const content = readSingleChunk(file, "copy");
+  const fd = createTarget(target, file);
+  try {
+    writeAll(fd, singleChunkBytes(), content.size, 0);
+    fchmodSync(fd, file.stats.mode & COPIED_MODE_BITS);
+  } catch (cause) {
+    closeSync(fd);
+    throw targetError(target, cause, file.path);
+  }
+  closeSync(fd);
+  return content;
 }
 
 /**
@@ -95,10 +126,21 @@ class TargetFile implements ChunkSink {
  */
 export function copyFileContent(
   file: SourceFile,
-  target: Buffer,
+  target: BytePath,
   signal: AbortSignal | undefined,
   callback: (error: unknown, content?: FileContent) => void,
 ): void {
+  if (isSingleChunk(file.stats)) {
+    let content: FileContent;
+    try {
+      content = copySingleChunk(file, target);
+    } catch (error) {
+      callback(error);
+      return;
+    }
+    callback(undefined, content);
+    return;
+  }
   let copy: TargetFile;
   try {
     copy = new TargetFile(target, file);

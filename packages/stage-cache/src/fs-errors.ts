@@ -1,12 +1,12 @@
+import { type BytePath, displayPath } from "./byte-path.js";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
-import { displayPath } from "./tree-reader.js";
 
 /**
  * The error for a source entry that cannot be listed, opened or read: the filesystem's code, the entry's
  * path, and what to do. `action` is what was being done ("copy", "hash", "list"). A StageCacheError (such
  * as ESOURCECHANGED) passes through unchanged.
  */
-export function sourceError(action: string, path: Buffer, cause: unknown): StageCacheError {
+export function sourceError(action: string, path: BytePath, cause: unknown): StageCacheError {
   if (cause instanceof StageCacheError) return cause;
   const code = codeOf(cause) ?? "EIO";
   const shown = displayPath(path);
@@ -26,7 +26,7 @@ export function sourceError(action: string, path: Buffer, cause: unknown): Stage
  * The error for a part of a copy that cannot be written into the cache (a directory, or the file copied
  * from `source`): the filesystem's code, the path in the cache, and what to do.
  */
-export function targetError(target: Buffer, cause: unknown, source?: Buffer): StageCacheError {
+export function targetError(target: BytePath, cause: unknown, source?: BytePath): StageCacheError {
   const code = codeOf(cause) ?? "EIO";
   const shown = displayPath(target);
   const what =

@@ -99,6 +99,7 @@ export const PRIVATE_DIRS = [".staging", ".scratch", ".trash"] as const;
  * <root>/.staging/<name>.tmp.XXXXXX/        cas.stage temp dirs (debris when their process died)
  * <root>/.scratch/<owner>-XXXXXX/           per-process copies of unfingerprinted sources (see scratch.ts)
  * <root>/.trash/<name>.<time36>.<random>/   entries on their way out (renamed here in one step, then removed)
+ * <root>/.slots-scanned                     when open() last looked at every slot of a large root (debris.ts)
  * ```
  *
  * The private directories start with a dot, and neither a fan-out name nor a slot name can, so no temp,
@@ -110,12 +111,14 @@ export class Layout {
   readonly stagingDir: string;
   readonly scratchDir: string;
   readonly trashDir: string;
+  readonly slotScanStamp: string;
 
   constructor(root: string) {
     this.root = root;
     this.stagingDir = join(root, ".staging");
     this.scratchDir = join(root, ".scratch");
     this.trashDir = join(root, ".trash");
+    this.slotScanStamp = join(root, ".slots-scanned");
   }
 
   slotPath(fingerprint: string): string {

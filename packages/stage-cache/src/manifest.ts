@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
+import { type BytePath, bytePathOf, compareBytePaths, pathBytes } from "./byte-path.js";
 
 /**
  * The list of what a tree holds: every directory, and every regular file with its permission bits, size
@@ -7,8 +8,8 @@ import { createHash } from "node:crypto";
  * the same list from a source; `verifySlot` compares a slot with the list recorded for it.
  */
 export type ManifestEntry =
-  | { kind: "dir"; rel: Buffer }
-  | { kind: "file"; rel: Buffer; mode: number; size: number; hash: Buffer };
+  | { kind: "dir"; rel: BytePath }
+  | { kind: "file"; rel: BytePath; mode: number; size: number /** 64 lowercase hex digits */; hash: string };
 
 /**
  * The digest of a tree, format `cas-stage-tree-v2`: lowercase hex sha256 over
@@ -31,36 +32,36 @@ const TREE_PREFIX = Buffer.from(`${TREE_DIGEST_FORMAT}\0`);
 
 /** Sorts entries in place by the bytes of their paths, the order the digest and the manifest text use. */
 export function sortEntries(entries: ManifestEntry[]): ManifestEntry[] {
-  return entries.sort((a, b) => Buffer.compare(a.rel, b.rel));
+  return entries.sort((a, b) => compareBytePaths(a.rel, b.rel));
 }
+
+/** Records are gathered into a buffer of about this size, then hashed: one update per field costs more. */
+const DIGEST_BATCH_BYTES = 1 << 20;
 
 /** The `cas-stage-tree-v2` digest of entries already in path order. */
 export function treeDigest(sorted: readonly ManifestEntry[]): string {
-  // The records are gathered and hashed in large updates: one update per field costs more than the hashing.
   const hash = createHash("sha256").update(TREE_PREFIX);
-  const parts: Buffer[] = [];
-  let gathered = 0;
+  // Each record is written as one string of bytes (its head and path, then its hash as hex, which `write`
+  // turns into the 32 bytes): two writes per record, no object per record.
+  let batch = Buffer.allocUnsafe(DIGEST_BATCH_BYTES);
+  let used = 0;
   for (const entry of sorted) {
-    const head =
-      entry.kind === "dir" ? DIR_HEAD : Buffer.from(`f ${entry.mode & 0o100 ? "x" : "-"} ${entry.size} `);
-    parts.push(head, entry.rel, NUL);
-    gathered += head.length + entry.rel.length + 1;
-    if (entry.kind === "file") {
-      parts.push(entry.hash);
-      gathered += entry.hash.length;
+    const record =
+      entry.kind === "dir"
+        ? `d ${entry.rel}\0`
+        : `f ${entry.mode & 0o100 ? "x" : "-"} ${entry.size} ${entry.rel}\0`;
+    const needed = record.length + (entry.kind === "file" ? 32 : 0);
+    if (used + needed > batch.length) {
+      hash.update(batch.subarray(0, used));
+      used = 0;
+      if (needed > batch.length) batch = Buffer.allocUnsafe(needed);
     }
-    if (gathered >= 1 << 20) {
-      hash.update(Buffer.concat(parts, gathered));
-      parts.length = 0;
-      gathered = 0;
-    }
+    used += batch.write(record, used, "latin1");
+    if (entry.kind === "file") used += batch.write(entry.hash, used, "hex");
   }
-  hash.update(Buffer.concat(parts, gathered));
+  hash.update(batch.subarray(0, used));
   return hash.digest("hex");
 }
-
-const DIR_HEAD = Buffer.from("d ");
-const NUL = Buffer.from([0]);
 
 /**
  * The manifest as text, one line per entry in path order:
@@ -73,18 +74,22 @@ const NUL = Buffer.from([0]);
  * The path comes last and is escaped (see {@link escapePath}), so a line never holds a newline.
  */
 export function formatManifest(sorted: readonly ManifestEntry[]): string {
-  const lines: string[] = [];
+  let text = "";
   for (const entry of sorted) {
-    if (entry.kind === "dir") lines.push(`d ${escapePath(entry.rel)}\n`);
-    else {
-      const mode = entry.mode.toString(8).padStart(4, "0");
-      lines.push(`f ${mode} ${entry.size} ${entry.hash.toString("hex")} ${escapePath(entry.rel)}\n`);
-    }
+    if (entry.kind === "dir") text += `d ${escapePath(entry.rel)}\n`;
+    else text += `f ${octalMode(entry.mode)} ${entry.size} ${entry.hash} ${escapePath(entry.rel)}\n`;
   }
-  return lines.join("");
+  return text;
+}
+
+/** Four octal digits; the common modes without formatting. */
+function octalMode(mode: number): string {
+  return mode === 0o644 ? "0644" : mode === 0o755 ? "0755" : mode.toString(8).padStart(4, "0");
 }
 
 const DIR_LINE = /^d (.+)$/;
+/** A path of printable ASCII but `%` is its own text. */
+const PLAIN = /^[\x20-\x24\x26-\x7e]*$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must be escaped.
 const NEEDS_ESCAPE = /[\x00-\x1f%\x7f]/;
 const FILE_LINE = /^f ([0-7]{4}) (0|[1-9][0-9]{0,15}) ([0-9a-f]{64}) (.+)$/;
@@ -102,7 +107,7 @@ export function parseManifest(text: string): ManifestEntry[] {
         kind: "file",
         mode: Number.parseInt(file[1] as string, 8),
         size: Number(file[2]),
-        hash: Buffer.from(file[3] as string, "hex"),
+        hash: file[3] as string,
         rel: unescapePath(file[4] as string),
       });
     } else if (dir) {
@@ -121,7 +126,9 @@ export function parseManifest(text: string): ManifestEntry[] {
  * a path that is not valid UTF-8 has every byte from 0x80 up written `%XX` as well. Reversible
  * ({@link unescapePath}), never holds a newline, and stays readable for ordinary names.
  */
-export function escapePath(rel: Buffer): string {
+export function escapePath(path: BytePath): string {
+  if (PLAIN.test(path)) return path;
+  const rel = pathBytes(path);
   const utf8 = isUtf8(rel);
   if (utf8) {
     const text = rel.toString("utf8");
@@ -138,8 +145,8 @@ export function escapePath(rel: Buffer): string {
   return out + rel.toString("utf8", plainStart);
 }
 
-/** The bytes {@link escapePath} wrote. */
-export function unescapePath(text: string): Buffer {
+/** The path {@link escapePath} wrote. */
+export function unescapePath(text: string): BytePath {
   const parts: Buffer[] = [];
   let plainStart = 0;
   for (let index = text.indexOf("%"); index >= 0; index = text.indexOf("%", plainStart)) {
@@ -150,5 +157,5 @@ export function unescapePath(text: string): Buffer {
     plainStart = index + 3;
   }
   parts.push(Buffer.from(text.slice(plainStart)));
-  return Buffer.concat(parts);
+  return bytePathOf(Buffer.concat(parts));
 }

@@ -11,6 +11,7 @@ import {
   type Stats,
   statSync,
 } from "node:fs";
+import { type BytePath, bytePathOf, bytePathOfText, displayPath, fsPath, joinPath } from "./byte-path.js";
 import { codeOf, StageCacheError } from "./errors.js";
 
 /**
@@ -38,21 +39,27 @@ const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
 /** An entry is opened itself, never what it points to (a symlink fails with ELOOP), without blocking on a
  * FIFO swapped in, and without ever becoming the process's controlling terminal. */
 const ENTRY_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+/** An entry listed as a directory: the open succeeds only if it still is one (ENOTDIR for anything else,
+ * a symlink included), so what was opened needs no `fstat` to be known. */
+const DIR_ENTRY_FLAGS = ENTRY_FLAGS | O_DIRECTORY;
 /** A symlink the rules follow is opened through it, with the same precautions otherwise. */
 const LINK_FLAGS = O_RDONLY | O_NONBLOCK | O_NOCTTY;
-const SLASH = Buffer.from("/");
 
 /** A directory of the tree being read. */
 export interface TreeDir {
   /** Its descriptor (proc lookups), or -1 (path lookups hold none). */
   readonly fd: number;
-  /** The absolute path it was reached by, as bytes: for messages, and for path lookups. */
-  readonly path: Buffer;
+  /** The absolute path it was reached by: for messages, and for path lookups. */
+  readonly path: BytePath;
   /** What a child's name is appended to for a lookup. */
-  readonly prefix: Buffer;
+  readonly prefix: BytePath;
+  /** Device and inode, for the identity checks of path lookups (0 for proc lookups, which need none). */
   readonly dev: number;
   readonly ino: number;
 }
+
+/** An entry of a listing: its name, and its type as the listing saw it (`Dirent`'s methods). */
+export type ListedEntry = Dirent<string> & { readonly name: BytePath };
 
 /** What an entry turned out to be once opened. Only `file` and `dir` hold a descriptor. */
 export type OpenedEntry =
@@ -65,7 +72,7 @@ export type OpenedEntry =
 export interface LinkTarget {
   fd: number;
   stats: Stats;
-  path: Buffer;
+  path: BytePath;
 }
 
 /** Reads one tree by descriptor-relative lookups (see {@link Lookup}). All calls are synchronous. */
@@ -73,14 +80,15 @@ export interface TreeReader {
   readonly lookup: Lookup;
   /** Opens the root directory, given its real path. Throws the filesystem's error. */
   openRoot(realPath: string): TreeDir;
-  /** The entries of `dir` (names as bytes). Throws the filesystem's error, or ESOURCECHANGED. */
-  list(dir: TreeDir): Dirent<Buffer>[];
+  /** The entries of `dir`, in the byte order of their names. Throws the filesystem's error. */
+  list(dir: TreeDir): ListedEntry[];
   /**
-   * Opens the entry `name` of `dir` without following a symlink and says what it is. Throws the
-   * filesystem's error (ENOENT when it is gone since the listing), or ESOURCECHANGED. `opened` (a test
-   * hook) runs right after the open, before any check of what was opened.
+   * Opens the entry `name` of `dir` without following a symlink and says what it is. `listedAsDir` (what
+   * the listing said) only chooses the cheapest way to find out. Throws the filesystem's error (ENOENT
+   * when it is gone since the listing), or ESOURCECHANGED. `opened` (a test hook) runs right after the
+   * open, before any check of what was opened.
    */
-  open(dir: TreeDir, name: Buffer, opened?: () => void): OpenedEntry;
+  open(dir: TreeDir, name: BytePath, listedAsDir: boolean, opened?: () => void): OpenedEntry;
   /**
    * Resolves the symlink `name` of `dir` once and opens what it leads to, if that is a regular file.
    * Undefined for a dangling or looping link or one to anything else. Throws ESOURCECHANGED when the
@@ -89,7 +97,7 @@ export interface TreeReader {
    */
   openLinkTarget(
     dir: TreeDir,
-    name: Buffer,
+    name: BytePath,
     hooks?: { resolved?: () => void; opened?: () => void },
   ): LinkTarget | undefined;
   /** Releases a directory's descriptor, if it holds one. */
@@ -122,17 +130,7 @@ export function treeReader(lookup: Lookup = procLookupWorks() ? "proc" : "path")
   return lookup === "proc" ? procReader : pathReader;
 }
 
-/** `base` + "/" + `name`, without doubling the slash of a root path "/". */
-export function childPath(base: Buffer, name: Buffer): Buffer {
-  return base[base.length - 1] === 0x2f ? Buffer.concat([base, name]) : Buffer.concat([base, SLASH, name]);
-}
-
-/** A path for messages: bytes that are not UTF-8 show as U+FFFD. */
-export function displayPath(path: Buffer): string {
-  return path.toString("utf8");
-}
-
-function sourceChanged(path: Buffer): StageCacheError {
+function sourceChanged(path: BytePath): StageCacheError {
   const shown = displayPath(path);
   return new StageCacheError(
     "ESOURCECHANGED",
@@ -150,9 +148,9 @@ function classify(fd: number, stats: Stats, dirOf: (stats: Stats) => TreeDir): O
 }
 
 /** Opens an entry; a symlink shows as ELOOP (EMLINK on some BSDs) because of O_NOFOLLOW. */
-function openNoFollow(path: Buffer): number | "symlink" {
+function openNoFollow(path: BytePath): number | "symlink" {
   try {
-    return openSync(path, ENTRY_FLAGS);
+    return openSync(fsPath(path), ENTRY_FLAGS);
   } catch (error) {
     const code = codeOf(error);
     if (code === "ELOOP" || code === "EMLINK") return "symlink";
@@ -168,8 +166,7 @@ const procReader: TreeReader = {
     try {
       const stats = fstatSync(fd);
       // The kernel's own name for what was opened, so that link targets (named the same way) compare.
-      const path = readlinkSync(`/proc/self/fd/${fd}`, { encoding: "buffer" });
-      return procDir(fd, path, stats);
+      return procDir(fd, kernelPath(fd), stats);
     } catch (error) {
       closeSync(fd);
       throw error;
@@ -177,18 +174,33 @@ const procReader: TreeReader = {
   },
 
   list(dir) {
-    return readdirSync(dir.prefix, { withFileTypes: true, encoding: "buffer" });
+    return listing(dir.prefix);
   },
 
-  open(dir, name, opened) {
-    const fd = openNoFollow(Buffer.concat([dir.prefix, name]));
+  open(dir, name, listedAsDir, opened) {
+    const path = (dir.prefix + name) as BytePath;
+    if (listedAsDir) {
+      let fd = -1;
+      try {
+        fd = openSync(fsPath(path), DIR_ENTRY_FLAGS);
+      } catch (error) {
+        // No longer a directory (ENOTDIR, a symlink included): found out below, like any entry.
+        const code = codeOf(error);
+        if (code !== "ENOTDIR" && code !== "ELOOP" && code !== "EMLINK") throw error;
+      }
+      if (fd >= 0) {
+        opened?.();
+        return { kind: "dir", dir: procDir(fd, joinPath(dir.path, name)) };
+      }
+    }
+    const fd = openNoFollow(path);
     if (fd === "symlink") return { kind: "symlink" };
     opened?.();
-    return classify(fd, fstatSync(fd), (stats) => procDir(fd, childPath(dir.path, name), stats));
+    return classify(fd, fstatSync(fd), () => procDir(fd, joinPath(dir.path, name)));
   },
 
   openLinkTarget(dir, name, hooks) {
-    const link = Buffer.concat([dir.prefix, name]);
+    const link = fsPath((dir.prefix + name) as BytePath);
     // Looked at first so that a link to a device or a directory is never opened at all.
     const seen = statOrUndefined(link);
     if (!seen?.isFile()) return undefined;
@@ -206,7 +218,7 @@ const procReader: TreeReader = {
       return undefined;
     }
     // Where the opened file really is: the kernel's path of the descriptor, not a second resolution.
-    return { fd, stats, path: readlinkSync(`/proc/self/fd/${fd}`, { encoding: "buffer" }) };
+    return { fd, stats, path: kernelPath(fd) };
   },
 
   close(dir) {
@@ -214,12 +226,27 @@ const procReader: TreeReader = {
   },
 };
 
-function procDir(fd: number, path: Buffer, stats: Stats): TreeDir {
-  return { fd, path, prefix: Buffer.from(`/proc/self/fd/${fd}/`), dev: stats.dev, ino: stats.ino };
+/** A directory held open for proc lookups; its identity is the descriptor, so no device and inode. */
+function procDir(fd: number, path: BytePath, stats?: Stats): TreeDir {
+  const prefix = `/proc/self/fd/${fd}/` as BytePath;
+  return { fd, path, prefix, dev: stats?.dev ?? 0, ino: stats?.ino ?? 0 };
 }
 
-function pathDir(path: Buffer, stats: Stats): TreeDir {
-  return { fd: -1, path, prefix: childPath(path, Buffer.alloc(0)), dev: stats.dev, ino: stats.ino };
+function pathDir(path: BytePath, stats: Stats): TreeDir {
+  return { fd: -1, path, prefix: joinPath(path, "" as BytePath), dev: stats.dev, ino: stats.ino };
+}
+
+/** The path the kernel has for what `fd` holds. */
+function kernelPath(fd: number): BytePath {
+  return bytePathOf(readlinkSync(`/proc/self/fd/${fd}`, { encoding: "buffer" }));
+}
+
+/**
+ * The entries of the directory at `path`, names as byte paths: the latin1 encoding turns each byte into one
+ * character, so every name comes back exactly, UTF-8 or not. Sorted by libuv (strcmp: byte order).
+ */
+function listing(path: BytePath): ListedEntry[] {
+  return readdirSync(fsPath(path), { withFileTypes: true, encoding: "latin1" }) as ListedEntry[];
 }
 
 function statOrUndefined(path: Buffer | string): Stats | undefined {
@@ -232,15 +259,15 @@ function statOrUndefined(path: Buffer | string): Stats | undefined {
 
 /** Throws ESOURCECHANGED unless `dir`'s path still leads to the directory first opened there. */
 function expectSameDir(dir: TreeDir): void {
-  const now = statOrUndefined(dir.path);
+  const now = statOrUndefined(fsPath(dir.path));
   if (now?.dev !== dir.dev || now.ino !== dir.ino) throw sourceChanged(dir.path);
 }
 
 /** Throws ESOURCECHANGED unless `path` (not followed) is the file `stats` describes. */
-function expectSameEntry(path: Buffer, stats: Stats): void {
+function expectSameEntry(path: BytePath, stats: Stats): void {
   let now: Stats;
   try {
-    now = lstatSync(path);
+    now = lstatSync(fsPath(path));
   } catch {
     throw sourceChanged(path);
   }
@@ -251,8 +278,8 @@ const pathReader: TreeReader = {
   lookup: "path",
 
   openRoot(realPath) {
-    const path = Buffer.from(realPath);
-    const stats = statSync(path);
+    const path = bytePathOfText(realPath);
+    const stats = statSync(realPath);
     if (!stats.isDirectory())
       throw Object.assign(new Error(`not a directory: ${realPath}`), { code: "ENOTDIR" });
     return pathDir(path, stats);
@@ -261,11 +288,11 @@ const pathReader: TreeReader = {
   list(dir) {
     // Listed by path, so the names may be another directory's if the path was swapped meanwhile; no check
     // is needed here, since every name is opened, and checked, before anything is done with it.
-    return readdirSync(dir.path, { withFileTypes: true, encoding: "buffer" });
+    return listing(dir.path);
   },
 
-  open(dir, name, opened) {
-    const path = Buffer.concat([dir.prefix, name]);
+  open(dir, name, _listedAsDir, opened) {
+    const path = (dir.prefix + name) as BytePath;
     const fd = openNoFollow(path);
     if (fd === "symlink") return { kind: "symlink" };
     let stats: Stats;
@@ -287,13 +314,15 @@ const pathReader: TreeReader = {
   },
 
   openLinkTarget(dir, name, hooks) {
-    let target: Buffer;
+    let target: BytePath;
     try {
-      target = realpathSync.native(Buffer.concat([dir.prefix, name]), { encoding: "buffer" });
+      target = bytePathOf(
+        realpathSync.native(fsPath((dir.prefix + name) as BytePath), { encoding: "buffer" }),
+      );
     } catch {
       return undefined; // dangling or looping
     }
-    if (!statOrUndefined(target)?.isFile()) return undefined;
+    if (!statOrUndefined(fsPath(target))?.isFile()) return undefined;
     hooks?.resolved?.();
     let fd: number | "symlink";
     try {
@@ -309,7 +338,8 @@ const pathReader: TreeReader = {
       stats = fstatSync(fd);
       // The opened file must be the one the resolution found: the path still resolves to itself (no
       // component became a symlink) and leads to the opened inode.
-      if (!realpathSync.native(target, { encoding: "buffer" }).equals(target)) throw sourceChanged(target);
+      const resolved = realpathSync.native(fsPath(target), { encoding: "buffer" });
+      if (bytePathOf(resolved) !== target) throw sourceChanged(target);
       expectSameEntry(target, stats);
     } catch (error) {
       closeSync(fd);

@@ -1,12 +1,20 @@
-import { closeSync, type Dirent } from "node:fs";
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import {
+  type BytePath,
+  bytePathOfText,
+  compareBytePaths,
+  displayPath,
+  joinPath,
+  ROOT_REL,
+} from "./byte-path.js";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
 import { ContentPass, type FileContent, runPass } from "./file-content.js";
 import { EVICTION_CLAIM, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import type { ManifestEntry } from "./manifest.js";
 import { ManifestError, readRecordedManifest } from "./sentinel.js";
-import { childPath, displayPath, type TreeDir, type TreeReader, treeReader } from "./tree-reader.js";
+import { type ListedEntry, type TreeDir, type TreeReader, treeReader } from "./tree-reader.js";
 import { TreeFile } from "./walk.js";
 
 /** How a slot differs from what its writer recorded. */
@@ -23,12 +31,12 @@ export type SlotVerification =
 
 /** What the slot holds at one path. */
 type Found =
-  | { kind: "dir"; rel: Buffer }
-  | { kind: "file"; rel: Buffer; mode: number; size: number; hash: Buffer }
-  | { kind: "other"; rel: Buffer; what: string };
+  | { kind: "dir"; rel: BytePath }
+  | { kind: "file"; rel: BytePath; mode: number; size: number; hash: string }
+  | { kind: "other"; rel: BytePath; what: string };
 
 const SLICE_MS = 8;
-const PRIVATE_NAMES = [STAGE_COMPLETE_SENTINEL, EVICTION_CLAIM].map((name) => Buffer.from(name));
+const PRIVATE_NAMES: readonly string[] = [STAGE_COMPLETE_SENTINEL, EVICTION_CLAIM];
 
 /**
  * Re-reads the slot directory `slot` and compares it with the manifest its sentinel records (see
@@ -54,7 +62,7 @@ export async function verifySlot(
     recorded = await readRecordedManifest(join(slot, STAGE_COMPLETE_SENTINEL));
   } catch (error) {
     if (!(error instanceof ManifestError))
-      throw readError(Buffer.from(join(slot, STAGE_COMPLETE_SENTINEL)), error);
+      throw readError(bytePathOfText(join(slot, STAGE_COMPLETE_SENTINEL)), error);
     return {
       ok: false,
       path: STAGE_COMPLETE_SENTINEL,
@@ -77,7 +85,7 @@ async function readSlot(slot: string, signal: AbortSignal | undefined): Promise<
   try {
     root = reader.openRoot(slot);
   } catch (cause) {
-    throw readError(Buffer.from(slot), cause);
+    throw readError(bytePathOfText(slot), cause);
   }
   const found: Found[] = [];
   let sliceStart = performance.now();
@@ -87,20 +95,20 @@ async function readSlot(slot: string, signal: AbortSignal | undefined): Promise<
     await yieldToLoop();
     sliceStart = performance.now();
   };
-  const directory = async (dir: TreeDir, rel: Buffer): Promise<void> => {
+  const directory = async (dir: TreeDir, rel: BytePath): Promise<void> => {
     for (const entry of listOrThrow(reader, dir)) {
       await pace();
-      const childRel = rel.length === 0 ? entry.name : childPath(rel, entry.name);
-      if (rel.length === 0 && PRIVATE_NAMES.some((name) => name.equals(entry.name))) continue;
+      const childRel = joinPath(rel, entry.name);
+      if (rel.length === 0 && PRIVATE_NAMES.includes(entry.name)) continue;
       const special = specialKind(entry);
       if (special) {
         found.push({ kind: "other", rel: childRel, what: special });
         continue;
       }
-      const path = childPath(dir.path, entry.name);
+      const path = joinPath(dir.path, entry.name);
       const opened = (() => {
         try {
-          return reader.open(dir, entry.name);
+          return reader.open(dir, entry.name, entry.isDirectory());
         } catch (cause) {
           throw readError(path, cause);
         }
@@ -125,14 +133,14 @@ async function readSlot(slot: string, signal: AbortSignal | undefined): Promise<
     }
   };
   try {
-    await directory(root, Buffer.alloc(0));
+    await directory(root, ROOT_REL);
   } finally {
     reader.close(root);
   }
-  return found.sort((a, b) => Buffer.compare(a.rel, b.rel));
+  return found.sort((a, b) => compareBytePaths(a.rel, b.rel));
 }
 
-function listOrThrow(reader: TreeReader, dir: TreeDir): Dirent<Buffer>[] {
+function listOrThrow(reader: TreeReader, dir: TreeDir): ListedEntry[] {
   try {
     return reader.list(dir);
   } catch (cause) {
@@ -140,7 +148,7 @@ function listOrThrow(reader: TreeReader, dir: TreeDir): Dirent<Buffer>[] {
   }
 }
 
-function specialKind(entry: Dirent<Buffer>): string | undefined {
+function specialKind(entry: ListedEntry): string | undefined {
   if (entry.isSymbolicLink()) return "a symlink";
   if (entry.isFile() || entry.isDirectory()) return undefined;
   return "a special file";
@@ -167,7 +175,7 @@ function firstDifference(
   while (r < recorded.length || f < found.length) {
     const want = recorded[r];
     const have = found[f];
-    const order = want && have ? Buffer.compare(want.rel, have.rel) : want ? -1 : 1;
+    const order = want && have ? compareBytePaths(want.rel, have.rel) : want ? -1 : 1;
     if (order < 0 && want) return difference(want.rel, "missing", describe(want), "nothing");
     if (order > 0 && have) return difference(have.rel, "extra", "nothing", describe(have));
     if (!want || !have) break;
@@ -175,9 +183,7 @@ function firstDifference(
     if (want.kind === "file" && have.kind === "file") {
       if (want.size !== have.size)
         return difference(want.rel, "size", `${want.size} bytes`, `${have.size} bytes`);
-      if (!want.hash.equals(have.hash)) {
-        return difference(want.rel, "content", want.hash.toString("hex"), have.hash.toString("hex"));
-      }
+      if (want.hash !== have.hash) return difference(want.rel, "content", want.hash, have.hash);
       if (want.mode !== have.mode) return difference(want.rel, "mode", octal(want.mode), octal(have.mode));
     }
     r++;
@@ -186,7 +192,7 @@ function firstDifference(
   return undefined;
 }
 
-function difference(rel: Buffer, problem: SlotProblem, expected: string, found: string) {
+function difference(rel: BytePath, problem: SlotProblem, expected: string, found: string) {
   return { ok: false as const, path: displayPath(rel), problem, expected, found };
 }
 
@@ -200,7 +206,7 @@ function octal(mode: number): string {
   return mode.toString(8).padStart(4, "0");
 }
 
-function readError(path: Buffer, cause: unknown): StageCacheError {
+function readError(path: BytePath, cause: unknown): StageCacheError {
   if (cause instanceof StageCacheError) return cause;
   const shown = displayPath(path);
   return new StageCacheError(codeOf(cause) ?? "EIO", `cannot verify ${shown}: ${messageOf(cause)}`, {

@@ -1,26 +1,20 @@
-import type { Dirent, Stats } from "node:fs";
+import type { Stats } from "node:fs";
 import { closeSync } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { type BytePath, bytePathOfText, displayPath, joinPath, ROOT_REL } from "./byte-path.js";
 import { codeOf, messageOf, StageCacheError } from "./errors.js";
 import { sourceError } from "./fs-errors.js";
-import {
-  childPath,
-  displayPath,
-  type Lookup,
-  type TreeDir,
-  type TreeReader,
-  treeReader,
-} from "./tree-reader.js";
+import { type ListedEntry, type Lookup, type TreeDir, type TreeReader, treeReader } from "./tree-reader.js";
 
 /** A regular file that a stage holds, opened by the walk. */
 export class TreeFile {
-  readonly #where: Buffer;
-  readonly #name: Buffer | undefined;
+  readonly #where: BytePath;
+  readonly #name: BytePath | undefined;
 
   constructor(
-    /** Path inside the tree: bytes, `/`-separated, never empty. Not necessarily UTF-8. */
-    readonly rel: Buffer,
+    /** Path inside the tree: `/`-separated, never empty. Not necessarily UTF-8. */
+    readonly rel: BytePath,
     /**
      * A read-only descriptor of exactly the file the rules accepted (for a symlink, of its target). Its
      * content is read from here and nowhere else. The walk closes it once the visitor calls `done`.
@@ -29,16 +23,16 @@ export class TreeFile {
     /** `fstat` of `fd`: permission bits, size, allocated blocks. */
     readonly stats: Stats,
     /** Its absolute path, or (with `name`) that of the directory holding it. */
-    where: Buffer,
-    name?: Buffer,
+    where: BytePath,
+    name?: BytePath,
   ) {
     this.#where = where;
     this.#name = name;
   }
 
   /** Where the file lies: its absolute path, or the resolved target of a symlink. Made when asked. */
-  get path(): Buffer {
-    return this.#name === undefined ? this.#where : childPath(this.#where, this.#name);
+  get path(): BytePath {
+    return this.#name === undefined ? this.#where : joinPath(this.#where, this.#name);
   }
 
   /** {@link path} for messages. */
@@ -50,7 +44,7 @@ export class TreeFile {
 /** What the walk reports, in discovery order (a directory always before anything inside it). */
 export interface TreeVisitor {
   /** A directory inside the tree (never the root itself). Synchronous, so it runs before its contents. */
-  dir?: (rel: Buffer, path: Buffer) => void;
+  dir?: (rel: BytePath, path: BytePath) => void;
   /**
    * A file. Starts work on it and calls `done` exactly once, with an error on failure; may call it before
    * returning. The walk keeps at most `concurrency` files unfinished. Node-style callbacks rather than
@@ -92,7 +86,6 @@ export interface WalkOptions {
 /** The walk lists and opens synchronously (much cheaper per entry than a thread-pool round trip) but
  * gives the event loop a turn this often, so completions are handled and the process stays responsive. */
 const SLICE_MS = 8;
-const NO_REL = Buffer.alloc(0);
 
 /**
  * Walks what a stage of `source` holds and reports it to `visit`. THE rules, in one place, shared by the
@@ -139,7 +132,7 @@ export async function walkTree(
   try {
     root = reader.openRoot(rootPath);
   } catch (cause) {
-    throw sourceError("list", Buffer.from(rootPath), cause);
+    throw sourceError("list", bytePathOfText(rootPath), cause);
   }
   try {
     await new Walk(reader, root, visit, options).run();
@@ -153,7 +146,7 @@ export async function walkTree(
 class Walk {
   readonly #reader: TreeReader;
   readonly #root: TreeDir;
-  readonly #rootPrefix: Buffer;
+  readonly #rootPrefix: BytePath;
   readonly #visit: TreeVisitor;
   readonly #options: WalkOptions;
   readonly #limit: number;
@@ -165,7 +158,7 @@ class Walk {
   constructor(reader: TreeReader, root: TreeDir, visit: TreeVisitor, options: WalkOptions) {
     this.#reader = reader;
     this.#root = root;
-    this.#rootPrefix = childPath(root.path, NO_REL);
+    this.#rootPrefix = joinPath(root.path, "" as BytePath);
     this.#visit = visit;
     this.#options = options;
     this.#limit = options.concurrency ?? 512;
@@ -174,7 +167,7 @@ class Walk {
   /** Walks the whole tree, waits for every file started, then throws the first failure if there was one. */
   async run(): Promise<void> {
     try {
-      await this.#directory(this.#root, NO_REL);
+      await this.#directory(this.#root, ROOT_REL);
     } catch (error) {
       this.#failure ??= { error };
     }
@@ -183,7 +176,7 @@ class Walk {
   }
 
   /** Lists a directory and takes each entry in turn, keeping pace with the event loop and the files started. */
-  async #directory(dir: TreeDir, rel: Buffer): Promise<void> {
+  async #directory(dir: TreeDir, rel: BytePath): Promise<void> {
     for (const entry of this.#list(dir)) {
       // Awaited only when there is something to wait for: a promise per entry costs more than the entry.
       const paced = this.#pace();
@@ -198,14 +191,15 @@ class Walk {
    * Applies the rules to one listed entry: skip it, or open it and go by what was opened. Returns a promise
    * only when it descends into a directory.
    */
-  #entry(dir: TreeDir, parentRel: Buffer, entry: Dirent<Buffer>): Promise<void> | undefined {
-    const rel = parentRel.length === 0 ? entry.name : childPath(parentRel, entry.name);
+  #entry(dir: TreeDir, parentRel: BytePath, entry: ListedEntry): Promise<void> | undefined {
+    const rel = joinPath(parentRel, entry.name);
     if (entry.isSymbolicLink()) {
       this.#symlink(dir, entry.name, rel);
       return undefined;
     }
-    if (entry.isDirectory() ? isSkippedDirectory(entry.name) : !entry.isFile()) return undefined;
-    const opened = this.#open(dir, entry.name);
+    const listedAsDir = entry.isDirectory();
+    if (listedAsDir ? isSkippedDirectory(entry.name) : !entry.isFile()) return undefined;
+    const opened = this.#open(dir, entry.name, listedAsDir);
     switch (opened.kind) {
       case "file":
         this.#file(new TreeFile(rel, opened.fd, opened.stats, dir.path, entry.name));
@@ -223,7 +217,7 @@ class Walk {
   }
 
   /** Descends an opened directory unless its name is skipped; releases it either way. */
-  async #subdirectory(child: TreeDir, name: Buffer, rel: Buffer): Promise<void> {
+  async #subdirectory(child: TreeDir, name: BytePath, rel: BytePath): Promise<void> {
     try {
       if (isSkippedDirectory(name)) return;
       this.#visit.dir?.(rel, child.path);
@@ -234,8 +228,8 @@ class Walk {
   }
 
   /** Follows a symlink to a regular file inside the root (or anywhere, when asked); skips anything else. */
-  #symlink(dir: TreeDir, name: Buffer, rel: Buffer): void {
-    const linkPath = childPath(dir.path, name);
+  #symlink(dir: TreeDir, name: BytePath, rel: BytePath): void {
+    const linkPath = joinPath(dir.path, name);
     const onStep = this.#options.onStep;
     const target = this.#reader.openLinkTarget(
       dir,
@@ -277,7 +271,7 @@ class Walk {
     }
   }
 
-  #list(dir: TreeDir): Dirent<Buffer>[] {
+  #list(dir: TreeDir): ListedEntry[] {
     try {
       return this.#reader.list(dir);
     } catch (cause) {
@@ -285,15 +279,15 @@ class Walk {
     }
   }
 
-  #open(dir: TreeDir, name: Buffer) {
+  #open(dir: TreeDir, name: BytePath, listedAsDir: boolean) {
     const onStep = this.#options.onStep;
     try {
-      if (onStep === undefined) return this.#reader.open(dir, name);
-      const shown = displayPath(childPath(dir.path, name));
+      if (onStep === undefined) return this.#reader.open(dir, name, listedAsDir);
+      const shown = displayPath(joinPath(dir.path, name));
       onStep(shown, "entry");
-      return this.#reader.open(dir, name, () => onStep(shown, "entry-opened"));
+      return this.#reader.open(dir, name, listedAsDir, () => onStep(shown, "entry-opened"));
     } catch (cause) {
-      throw sourceError(this.#visit.action, childPath(dir.path, name), cause);
+      throw sourceError(this.#visit.action, joinPath(dir.path, name), cause);
     }
   }
 
@@ -323,13 +317,12 @@ class Walk {
 }
 
 /** Dot-directories and `node_modules` are never part of a stage. */
-function isSkippedDirectory(name: Buffer): boolean {
-  return name[0] === 0x2e || name.equals(NODE_MODULES);
+function isSkippedDirectory(name: BytePath): boolean {
+  return name.charCodeAt(0) === 0x2e || name === "node_modules";
 }
-const NODE_MODULES = Buffer.from("node_modules");
 
-function isInside(path: Buffer, rootPrefix: Buffer): boolean {
-  return path.length > rootPrefix.length && path.subarray(0, rootPrefix.length).equals(rootPrefix);
+function isInside(path: BytePath, rootPrefix: BytePath): boolean {
+  return path.length > rootPrefix.length && path.startsWith(rootPrefix);
 }
 
 /** The real path of `source`, checked to be an existing directory. */

@@ -8,9 +8,9 @@ describe("the content hash (cas-stage-content-v2)", () => {
     expect(CONTENT_CHUNK).toBe(65536);
     for (const size of [0, 1, 65535, 65536, 65537, 3 * 65536 + 5]) {
       const data = randomBytes(size);
-      expect(contentHash(data).toString("hex"), `random ${size}`).toBe(reference(data).toString("hex"));
+      expect(contentHash(data), `random ${size}`).toBe(reference(data).toString("hex"));
       const zeros = Buffer.alloc(size);
-      expect(contentHash(zeros).toString("hex"), `zeros ${size}`).toBe(reference(zeros).toString("hex"));
+      expect(contentHash(zeros), `zeros ${size}`).toBe(reference(zeros).toString("hex"));
     }
   });
 
@@ -18,8 +18,8 @@ describe("the content hash (cas-stage-content-v2)", () => {
     for (const at of [0, 65535, 65536 + 100]) {
       const bytes = Buffer.alloc(2 * 65536);
       bytes[at] = 1;
-      expect(contentHash(bytes).toString("hex")).toBe(reference(bytes).toString("hex"));
-      expect(contentHash(bytes).equals(contentHash(Buffer.alloc(2 * 65536)))).toBe(false);
+      expect(contentHash(bytes)).toBe(reference(bytes).toString("hex"));
+      expect(contentHash(bytes)).not.toBe(contentHash(Buffer.alloc(2 * 65536)));
     }
     const tail = Buffer.alloc(70_000);
     tail[69_999] = 7;
@@ -29,7 +29,7 @@ describe("the content hash (cas-stage-content-v2)", () => {
   });
 
   it("tells apart files of zeros that differ only in size", () => {
-    const hashes = [0, 1, 65536, 65537].map((size) => contentHash(Buffer.alloc(size)).toString("hex"));
+    const hashes = [0, 1, 65536, 65537].map((size) => contentHash(Buffer.alloc(size)));
     expect(new Set(hashes).size).toBe(4);
   });
 

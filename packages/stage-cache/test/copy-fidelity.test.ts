@@ -14,6 +14,7 @@ import {
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fingerprintTree, StageCache } from "../src/index.js";
+import { verifySlot } from "../src/verify-tree.js";
 import { residentBytes, tempDir, writeTree } from "./fixtures.js";
 
 async function stageOnce(source: string, root = join(tempDir("root"), "cache")) {
@@ -89,6 +90,17 @@ describe("names that are not UTF-8", () => {
     expect(readFileSync(Buffer.concat([base, fileName]), "utf8")).toBe("file with a latin-1 name");
     expect(readFileSync(Buffer.concat([base, dirName, Buffer.from("/inner.txt")]), "utf8")).toBe("inside");
     expect(readFileSync(Buffer.concat([base, dirName, Buffer.from("/"), fileName]), "utf8")).toBe("nested");
+  });
+
+  it("copies from and into places whose own paths are not ASCII, with the manifest the copy read", async () => {
+    const source = writeTree(join(tempDir("src"), "quelle-ü-名"), { "é/ß.txt": "umlaut", plain: "p" });
+    const path = await stageOnce(source, join(tempDir("root"), "cache-ü-名"));
+    expect(readFileSync(join(path, "é/ß.txt"), "utf8")).toBe("umlaut");
+    expect(await verifySlot(path)).toMatchObject({
+      ok: true,
+      files: 2,
+      digest: await fingerprintTree(source),
+    });
   });
 
   it("includes them in fingerprintTree", async () => {

@@ -20,6 +20,7 @@ import {
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { bytePathOfText } from "../src/byte-path.js";
 import { copyTree as copyHere } from "../src/copy.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
@@ -102,6 +103,19 @@ describe("copies shared with worker threads", () => {
     expect(openBelow(source)).toEqual([]);
   });
 
+  it("share a small tree's copy from its first file once the workers run, without being asked", async () => {
+    const pool = CopyWorkers.shared();
+    await pool?.ready();
+    const givenBefore = pool?.given ?? 0;
+    const source = variedTree();
+    const target = tempDir("copy");
+    // Default options: far fewer files than START_WORKERS_AFTER, but the pool is already running.
+    await dist.copyTree(source, target);
+    expect((pool?.given ?? 0) - givenBefore).toBeGreaterThan(0);
+    expect(readTree(target, { withModes: true })).toEqual(readTree(source, { withModes: true }));
+    expect(openBelow(source)).toEqual([]);
+  });
+
   it("fall back to the main thread for every job when a worker dies", async () => {
     // A broken install: a private copy of dist whose worker module throws as it loads.
     const broken = tempDir("broken-dist");
@@ -154,15 +168,15 @@ describe("copies shared with worker threads", () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < count; i++) files[`f${i}`] = `content ${i}\n`.repeat(i + 1);
     const source = writeTree(tempDir("src"), files);
-    const target = Buffer.from(tempDir("copy"));
+    const target = bytePathOfText(tempDir("copy"));
     const answers = new Map<number, number>();
     const opened: number[] = [];
     const finished = new Promise<void>((resolve, reject) => {
       for (let i = 0; i < count; i++) {
         const fd = openSync(join(source, `f${i}`), "r");
         opened.push(fd);
-        const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, `f${i}`)) };
-        const taken = pool?.offer(file, target, Buffer.from(`f${i}`), (error, content) => {
+        const file = { fd, stats: fstatSync(fd), path: bytePathOfText(join(source, `f${i}`)) };
+        const taken = pool?.offer(file, target, bytePathOfText(`f${i}`), (error, content) => {
           if (error !== undefined) return reject(error);
           answers.set(i, (answers.get(i) ?? 0) + 1);
           expect(content?.size).toBe(`content ${i}\n`.length * (i + 1));
@@ -180,7 +194,7 @@ describe("copies shared with worker threads", () => {
     await new Promise((resolve) => setTimeout(resolve, 50)); // any second answer would arrive meanwhile
     expect([...answers.values()]).toEqual(Array(count).fill(1));
     for (const fd of opened) closeSync(fd);
-    expect(readTree(target.toString())).toEqual(readTree(source));
+    expect(readTree(target)).toEqual(readTree(source));
   });
 
   it("send each job to its own copy's target, also when two copies fill one batch", async () => {
@@ -194,9 +208,9 @@ describe("copies shared with worker threads", () => {
         (name, index) =>
           new Promise<void>((resolve, reject) => {
             const fd = fds[index] as number;
-            const file = { fd, stats: fstatSync(fd), path: Buffer.from(join(source, name)) };
-            const root = Buffer.from(index === 0 ? toA : toB);
-            const taken = pool?.offer(file, root, Buffer.from(name), (error) =>
+            const file = { fd, stats: fstatSync(fd), path: bytePathOfText(join(source, name)) };
+            const root = bytePathOfText(index === 0 ? toA : toB);
+            const taken = pool?.offer(file, root, bytePathOfText(name), (error) =>
               error === undefined ? resolve() : reject(error),
             );
             expect(taken).toBe(true);
@@ -213,20 +227,70 @@ describe("copies shared with worker threads", () => {
     const script = `
       const { CopyWorkers } = await import(${JSON.stringify(entry)});
       const pool = CopyWorkers.shared();
-      const started = performance.now();
+      // An idle worker does not keep a process alive: this one waits for it on purpose.
+      const keepAlive = setInterval(() => {}, 1000);
       await pool.ready();
+      clearInterval(keepAlive);
       const fs = await import("node:fs");
       const fd = fs.openSync(process.execPath, "r");
       const target = fs.mkdtempSync("/tmp/flags-");
-      const file = { fd, stats: { size: 10, blocks: 8, mode: 0o644 }, path: Buffer.from("x") };
+      const file = { fd, stats: { size: 10, blocks: 8, mode: 0o644 }, path: "x" };
       const answer = await new Promise((resolve) => {
-        if (!pool.offer(file, Buffer.from(target), Buffer.from("copied"), (error) => resolve(error?.message ?? "copied")))
+        if (!pool.offer(file, target, "copied", (error) => resolve(error?.message ?? "copied")))
           resolve("not taken");
       });
       fs.rmSync(target, { recursive: true, force: true });
       console.log(answer);`;
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     expect(out.trim()).toBe("copied");
+  });
+
+  it("let a process that started them exit, also when its copy ended before a worker was ready", () => {
+    const entry = new URL("../dist/copy.js", import.meta.url).href;
+    const source = writeTree(tempDir("src"), { only: "one file" });
+    const target = tempDir("copy");
+    // The pool starts at the first file, long before its worker is ready, so the copy does without it.
+    const script = `
+      const { copyTree } = await import(${JSON.stringify(entry)});
+      const record = await copyTree(${JSON.stringify(source)}, ${JSON.stringify(target)}, { startWorkersAfter: 1 });
+      console.log(record.files);`;
+    // A worker that kept the process alive would make this time out (and throw) instead of returning.
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(out.trim()).toBe("1");
+  });
+
+  it("start only once a copy reaches startWorkersAfter files, in a process that has none", () => {
+    const copyEntry = new URL("../dist/copy.js", import.meta.url).href;
+    const slotEntry = new URL("../dist/worker-pool-slot.js", import.meta.url).href;
+    const small = writeTree(
+      tempDir("small"),
+      Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, `${i}`])),
+    );
+    const large = writeTree(
+      tempDir("large"),
+      Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`d${i % 30}/f${i}`, `${i}`])),
+    );
+    const tiny = writeTree(tempDir("tiny"), { only: "one file" });
+    // The tiny copy reaches its threshold at its only file and ends before the pool's code has loaded:
+    // the pool is not started for nothing afterwards.
+    const script = `
+      const { copyTree } = await import(${JSON.stringify(copyEntry)});
+      const { runningPool } = await import(${JSON.stringify(slotEntry)});
+      await copyTree(${JSON.stringify(tiny)}, ${JSON.stringify(tempDir("to-tiny"))}, { startWorkersAfter: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const afterTiny = runningPool.current !== undefined;
+      await copyTree(${JSON.stringify(small)}, ${JSON.stringify(tempDir("to-small"))}, { startWorkersAfter: 50 });
+      const afterSmall = runningPool.current !== undefined;
+      const record = await copyTree(${JSON.stringify(large)}, ${JSON.stringify(tempDir("to-large"))}, { startWorkersAfter: 50 });
+      console.log(JSON.stringify({ afterTiny, afterSmall, afterLarge: runningPool.current !== undefined, files: record.files }));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(JSON.parse(out)).toEqual({ afterTiny: false, afterSmall: false, afterLarge: true, files: 3000 });
   });
 
   it("keep concurrent copies of different trees apart", async () => {

@@ -77,7 +77,7 @@ describe("fingerprintTree", () => {
     expect(await fingerprintTree(a)).not.toBe(await fingerprintTree(b));
   });
 
-  it("follows the documented cas-stage-tree-v2 format: byte order of paths, names as bytes, zero chunks", async () => {
+  it("follows the documented cas-stage-tree-v2 format: byte order of paths, names as bytes, zero chunks, empty files", async () => {
     const source = tempDir("src");
     const put = (rel: Buffer, content: Buffer, mode = 0o644) => {
       writeFileSync(Buffer.concat([Buffer.from(`${source}/`), rel]), content, { mode });
@@ -92,6 +92,8 @@ describe("fingerprintTree", () => {
       [Buffer.from("😀"), Buffer.from("emoji"), 0o644],
       [Buffer.from([0x66, 0xff]), Buffer.from("latin-1"), 0o744],
       [Buffer.from("dir/inner"), Buffer.alloc(3), 0o644],
+      // No chunks at all: the prefix and the size only.
+      [Buffer.from("nothing"), Buffer.alloc(0), 0o644],
     ];
     mkdirSync(join(source, "dir"));
     mkdirSync(join(source, "empty"));

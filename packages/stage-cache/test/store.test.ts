@@ -185,6 +185,51 @@ describe("clean()", () => {
     expect(existsSync(debris.staleIncomplete)).toBe(false);
     expect(existsSync(debris.liveTemp)).toBe(true);
   });
+
+  it("in open(), looks at every slot of a large root at most once per interval; clean() always does", async () => {
+    const root = join(tempDir("root"), "cache");
+    const maker = await StageCache.open({ root });
+    const source = writeTree(tempDir("src"), { f: "x" });
+    // One slot more than open() looks at on every call.
+    for (let i = 0; i <= 64; i++) await maker.stage(source, `entry-${i}`);
+    await maker.close();
+    const claimed = join(root, "en", "entry-0");
+    const fabricate = () => {
+      renameSync(join(claimed, STAGE_COMPLETE_SENTINEL), join(claimed, CLAIM));
+      const incomplete = writeTree(join(root, "in", "incomplete"), { data: "x" });
+      setMtime(join(incomplete, "data"), Date.now() - 2 * HOUR_MS);
+      setMtime(incomplete, Date.now() - 2 * HOUR_MS);
+      return incomplete;
+    };
+    const open = () => openStore(root, { cleanOnOpen: true }, { claimGraceMs: 0 });
+    await (await open()).close();
+    const incomplete = fabricate();
+
+    const skipping = await open();
+    expect(existsSync(join(claimed, CLAIM))).toBe(true);
+    expect(existsSync(incomplete)).toBe(true);
+    const { removed, repaired } = await skipping.clean();
+    await skipping.close();
+    expect(removed.map((item) => item.path)).toEqual([incomplete]);
+    expect(repaired.map((item) => item.path)).toEqual([claimed]);
+
+    fabricate();
+    // Ten minutes later (as the stamp says), open() looks at every slot again.
+    const stamp = join(root, ".slots-scanned");
+    const { slots } = JSON.parse(readFileSync(stamp, "utf8"));
+    expect(slots).toBeGreaterThan(64);
+    writeFileSync(stamp, JSON.stringify({ scannedAt: Date.now() - 10 * 60_000, slots }));
+    await (await open()).close();
+    expect(existsSync(join(claimed, STAGE_COMPLETE_SENTINEL))).toBe(true);
+    expect(existsSync(incomplete)).toBe(false);
+
+    // So does a stamp from the future (a clock set back since).
+    fabricate();
+    writeFileSync(stamp, JSON.stringify({ scannedAt: Date.now() + HOUR_MS, slots }));
+    await (await open()).close();
+    expect(existsSync(join(claimed, STAGE_COMPLETE_SENTINEL))).toBe(true);
+    expect(existsSync(incomplete)).toBe(false);
+  });
 });
 
 describe("remove()", () => {
