@@ -2,6 +2,7 @@
 // cas-stage-cache: the command line of this package. This file holds only what every run needs (the
 // commands' help and options); each command loads its own module when it runs, so that a hit loads no more
 // than it uses (see cli/stage.ts).
+import "./cli/short-lived.js";
 import { readFileSync } from "node:fs";
 import { type CliSpec, runCli } from "@cas-stage/cas/cli";
 
