@@ -244,7 +244,10 @@ describe("EntryStore.publish with something else in the slot", () => {
     const publishing = cache.store.publish(slot, { build }).finally(() => {
       settled = true;
     });
-    await sleep(30); // room to poll several times: it must still wait, and must not take the claim
+    // A state barrier, not a sleep: the first build ran and its rename lost to the claimed slot (its temp
+    // dir is gone again), so the publisher is now waiting on the claim; a few polls later it must still be.
+    while (build.calls === 0 || (await namesIn(join(cache.root, ".staging"))).length > 0) await sleep(5);
+    await sleep(30);
     expect(settled).toBe(false);
     expect(await markers(slot)).toEqual([CLAIM]);
     held.release();
