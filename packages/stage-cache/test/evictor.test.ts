@@ -1,7 +1,16 @@
 // The eviction module's own contracts, below StageCache: how it lists a root's entries and memoizes their
 // sizes, what it reads from a sentinel, and how it runs its passes (one at a time, one more when asked
 // during a pass, none without a cap). Passes are held open with the afterList seam, never with sleeps.
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { EntryStore } from "@cas-stage/cas";
 import { describe, expect, it } from "vitest";
@@ -16,6 +25,7 @@ import {
 } from "../src/evict.js";
 import { EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "../src/layout.js";
 import { tempDir, writeTree } from "./fixtures.js";
+import { isRoot, NOBODY, stageOnce } from "./processes.js";
 
 /** A complete slot made by hand: `content` as its one file, `header` as its sentinel's first line. */
 function slotWith(root: string, fingerprint: string, header: string, content = "12345"): string {
@@ -93,6 +103,24 @@ describe("listing the entries of a root", () => {
     expect(others.map((o) => o.path)).toEqual([slot]);
     writeSentinel(slot, recording(9));
     expect((await listEntries(new Layout(root), sizes)).map((e) => e.bytes)).toEqual([9]);
+  });
+
+  it("leaves out, and never counts, an entry whose sentinel this user cannot read", async () => {
+    const root = tempDir("root");
+    slotWith(root, "abc", recording(7));
+    const unreadable = slotWith(root, "abd", recording(9));
+    chmodSync(join(unreadable, STAGE_COMPLETE_SENTINEL), 0o000);
+    // As root every sentinel is readable: the pass runs in a process of the unprivileged user nobody.
+    if (isRoot) {
+      chmodSync(root, 0o777);
+      for (const dir of [".staging", ".scratch", ".trash"]) mkdirSync(join(root, dir), { mode: 0o777 });
+      for (const dir of [".staging", ".scratch", ".trash"]) chmodSync(join(root, dir), 0o777);
+    }
+    const job = { root, sweep: true, options: { maxBytes: 1e9, cleanOnOpen: false } };
+    const { sweep, error } = await stageOnce(job, isRoot ? { user: NOBODY } : {});
+    expect(error).toBeUndefined();
+    expect(sweep).toEqual({ removed: [], freedBytes: 0, totalBytes: 7, measuredOnly: false });
+    expect(existsSync(join(unreadable, STAGE_COMPLETE_SENTINEL))).toBe(true);
   });
 
   it("skips files directly under the root, where only fan-out directories are read", async () => {
