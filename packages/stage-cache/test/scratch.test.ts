@@ -119,6 +119,26 @@ describe("a scratch copy", () => {
   });
 });
 
+describe("a scratch copy of a process that cannot tell its own kernel", () => {
+  kernelTest(
+    "mountTmpfs",
+    "is named with neither start time nor kernel key, so that cleaners judge it by its last use",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      // The boot id hidden under an empty tmpfs, in a mount namespace of the owner's own.
+      const hide = 'mount -t tmpfs none /proc/sys/kernel/random && exec "$0" "$@"';
+      const owner = startOwner(root, sampleTree(tempDir("src")), ["unshare", "--mount", "sh", "-c", hide]);
+      try {
+        const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
+        expect(basename(path)).toMatch(/^\d+-x-x-[A-Za-z0-9]{6}$/);
+        expect(scratchOwnerState(basename(path))).toBe("unknown");
+      } finally {
+        owner.child.kill("SIGKILL");
+      }
+    },
+  );
+});
+
 describe("removing a stale scratch copy", () => {
   kernelTest(
     "chattr",
