@@ -132,9 +132,33 @@ describe("a scratch copy of a process that cannot tell its own kernel", () => {
         const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
         expect(basename(path)).toMatch(/^\d+-x-x-[A-Za-z0-9]{6}$/);
         expect(scratchOwnerState(basename(path))).toBe("unknown");
+        owner.send("close");
+        expect((await owner.exited).code).toBe(0);
       } finally {
         owner.child.kill("SIGKILL");
       }
+    },
+  );
+});
+
+describe("a cleaner that cannot tell its own kernel", () => {
+  kernelTest(
+    "mountTmpfs",
+    "judges by age a copy whose name has no kernel key either, even when its pid and start time are alive",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      const own = readFileSync(`/proc/${process.pid}/stat`, "utf8");
+      const start = own.slice(own.lastIndexOf(")") + 2).split(" ")[19] as string;
+      // No key on either side says nothing about being on one kernel: the pid may be another machine's.
+      const scratch = writeTree(join(root, ".scratch", `${process.pid}-${start}-x-AbC123`), { a: "a" });
+      age(scratch);
+      const hide = 'mount -t tmpfs none /proc/sys/kernel/random && exec "$0" "$@"';
+      const result = await stageOnce(
+        { root, sweep: true, options: { staleAfterMs: 60_000 } },
+        { wrap: ["unshare", "--mount", "sh", "-c", hide] },
+      );
+      expect(result.error).toBeUndefined();
+      expect(existsSync(scratch)).toBe(false);
     },
   );
 });
