@@ -2,7 +2,16 @@
 // look; those of a process that died go. Owners are real long-lived processes (scratch-owner.mjs), killed
 // with SIGKILL where a test needs a dead one.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, join } from "node:path";
 import { kernelTest } from "@cas-stage/test-support/kernel";
 import { describe, expect, it } from "vitest";
@@ -304,8 +313,10 @@ describe("a scratch directory a cleaner looks at", () => {
   it("is abandoned once unused for exactly staleAfterMs, and with staleAfterMs 0 whatever its times", async () => {
     const path = join(tempDir("root"), "s-AbC123");
     mkdirSync(path);
-    const used = Date.now() - 10_000;
+    // A whole second, so that the mtime read back is exactly this number of milliseconds.
+    const used = Math.floor((Date.now() - 10_000) / 1000) * 1000;
     utimesSync(path, new Date(used), new Date(used));
+    expect(statSync(path).mtimeMs).toBe(used);
     expect(await isAbandonedScratch(path, 60_000, used + 60_000)).toBe(true);
     expect(await isAbandonedScratch(path, 60_000, used + 59_999)).toBe(false);
     // An mtime in the future (a clock set back) does not shield it from a cleaner for which all is stale.
