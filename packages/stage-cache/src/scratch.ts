@@ -207,8 +207,11 @@ function identity(): { start: string; kernel: string } {
   return cachedIdentity;
 }
 
-/** State (field 3) and start time (field 22) of a `/proc/<pid>/stat` line, whose field 2 may hold spaces. */
-function statFields(stat: string): { state: string; startTime: string } | undefined {
+/**
+ * State (field 3) and start time (field 22) of a `/proc/<pid>/stat` line, whose field 2 may hold spaces;
+ * undefined for a line without both, or with a start time that is not a decimal number. Exported for tests.
+ */
+export function statFields(stat: string): { state: string; startTime: string } | undefined {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const state = fields[0];
   const startTime = fields[19];

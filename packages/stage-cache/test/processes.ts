@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { forChild } from "@cas-stage/test-support/mutation";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
 export const WORKER = fileURLToPath(new URL("./stage-worker.mjs", import.meta.url));
@@ -51,7 +52,9 @@ export class LineProcess {
   #waiters: { match: (line: Line) => boolean; resolve: (line: Line) => void }[] = [];
 
   constructor(command: string, args: string[], options: SpawnOptions = {}) {
-    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], ...options });
+    // Under mutation testing the child runs the active mutant and reports the mutants it reached.
+    const bridge = forChild();
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: bridge.env, ...options });
     this.child.stdout?.on("data", (chunk: Buffer) => {
       this.#buffered += chunk.toString("utf8");
       for (let newline = this.#buffered.indexOf("\n"); newline >= 0; newline = this.#buffered.indexOf("\n")) {
@@ -68,7 +71,10 @@ export class LineProcess {
       this.stderr += chunk.toString("utf8");
     });
     this.exited = new Promise((resolve) => {
-      this.child.on("close", (code, signal) => resolve({ code, signal }));
+      this.child.on("close", (code, signal) => {
+        bridge.collect();
+        resolve({ code, signal });
+      });
     });
   }
 

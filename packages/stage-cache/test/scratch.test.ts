@@ -2,12 +2,21 @@
 // look; those of a process that died go. Owners are real long-lived processes (scratch-owner.mjs), killed
 // with SIGKILL where a test needs a dead one.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, join } from "node:path";
 import { kernelTest } from "@cas-stage/test-support/kernel";
 import { describe, expect, it } from "vitest";
-import { StageCache } from "../src/index.js";
-import { scratchOwnerState } from "../src/scratch.js";
+import { StageCache, StageCacheError } from "../src/index.js";
+import { isAbandonedScratch, removeScratch, scratchOwnerState, statFields } from "../src/scratch.js";
 import { readTree, sampleTree, tempDir, until, writeTree } from "./fixtures.js";
 import { LineProcess, SCRATCH_OWNER, stageOnce } from "./processes.js";
 
@@ -119,6 +128,50 @@ describe("a scratch copy", () => {
   });
 });
 
+describe("a scratch copy of a process that cannot tell its own kernel", () => {
+  kernelTest(
+    "mountTmpfs",
+    "is named with neither start time nor kernel key, so that cleaners judge it by its last use",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      // The boot id hidden under an empty tmpfs, in a mount namespace of the owner's own.
+      const hide = 'mount -t tmpfs none /proc/sys/kernel/random && exec "$0" "$@"';
+      const owner = startOwner(root, sampleTree(tempDir("src")), ["unshare", "--mount", "sh", "-c", hide]);
+      try {
+        const { path } = (await owner.waitFor((line) => line.kind === "ready")) as { path: string };
+        expect(basename(path)).toMatch(/^\d+-x-x-[A-Za-z0-9]{6}$/);
+        expect(scratchOwnerState(basename(path))).toBe("unknown");
+        owner.send("close");
+        expect((await owner.exited).code).toBe(0);
+      } finally {
+        owner.child.kill("SIGKILL");
+      }
+    },
+  );
+});
+
+describe("a cleaner that cannot tell its own kernel", () => {
+  kernelTest(
+    "mountTmpfs",
+    "judges by age a copy whose name has no kernel key either, even when its pid and start time are alive",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      const own = readFileSync(`/proc/${process.pid}/stat`, "utf8");
+      const start = own.slice(own.lastIndexOf(")") + 2).split(" ")[19] as string;
+      // No key on either side says nothing about being on one kernel: the pid may be another machine's.
+      const scratch = writeTree(join(root, ".scratch", `${process.pid}-${start}-x-AbC123`), { a: "a" });
+      age(scratch);
+      const hide = 'mount -t tmpfs none /proc/sys/kernel/random && exec "$0" "$@"';
+      const result = await stageOnce(
+        { root, sweep: true, options: { staleAfterMs: 60_000 } },
+        { wrap: ["unshare", "--mount", "sh", "-c", hide] },
+      );
+      expect(result.error).toBeUndefined();
+      expect(existsSync(scratch)).toBe(false);
+    },
+  );
+});
+
 describe("removing a stale scratch copy", () => {
   kernelTest(
     "chattr",
@@ -169,6 +222,14 @@ describe("the owner of a scratch directory, as a cleaner sees it", () => {
     expect(scratchOwnerState(`${pid}-${start}-${kernel}-AbC123`)).toBe("alive");
   });
 
+  it("is named with this process's start time, so that its copies read as alive", async () => {
+    const cache = await StageCache.open({ root: join(tempDir("root"), "cache") });
+    const name = basename(await cache.stage(sampleTree(tempDir("src"))));
+    expect(name.split("-").slice(0, 2)).toEqual([String(process.pid), start]);
+    expect(scratchOwnerState(name)).toBe("alive");
+    await cache.close();
+  });
+
   it("is dead when the pid now belongs to a process started at another time", async () => {
     const { pid, kernel } = await ownName();
     expect(scratchOwnerState(`${pid}-${Number(start) + 1}-${kernel}-AbC123`)).toBe("dead");
@@ -200,5 +261,147 @@ describe("the owner of a scratch directory, as a cleaner sees it", () => {
     expect(scratchOwnerState(`${pid}-${start}-${otherKernel}-AbC123`)).toBe("unknown");
     expect(scratchOwnerState(`${pid}-x-x-AbC123`)).toBe("unknown");
     expect(scratchOwnerState("s-AbC123")).toBe("unknown");
+  });
+
+  it("is dead when no process has the pid any more", async () => {
+    const { kernel } = await ownName();
+    const child = spawn(process.execPath, ["-e", ""]);
+    const pid = child.pid as number;
+    await new Promise((resolve) => child.once("exit", resolve));
+    // Reaped by now: `exit` fires once Node has waited for it.
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(scratchOwnerState(`${pid}-${start}-${kernel}-AbC123`)).toBe("dead");
+  });
+
+  it("cannot be told when the pid cannot be looked up at all, or the start time was not known", async () => {
+    const { pid, kernel } = await ownName();
+    // A path to /proc/<5000 digits> is longer than PATH_MAX: ENAMETOOLONG, which says nothing of any process.
+    expect(scratchOwnerState(`${"9".repeat(5000)}-${start}-${kernel}-AbC123`)).toBe("unknown");
+    expect(scratchOwnerState(`${pid}-x-${kernel}-AbC123`)).toBe("unknown");
+  });
+
+  it("cannot be told for a name that only contains an owner's name", async () => {
+    const { pid, kernel } = await ownName();
+    expect(scratchOwnerState(`old${pid}-${start}-${kernel}-AbC123`)).toBe("unknown");
+    expect(scratchOwnerState(`${pid}-${start}-${kernel}-AbC123-copy`)).toBe("unknown");
+  });
+});
+
+describe("a /proc/<pid>/stat line", () => {
+  /** A stat line with `state` as field 3 and `startTime` as field 22 (the real ones have 52 fields). */
+  const line = (state: string, startTime: string, name = "node") =>
+    `42 (${name}) ${[state, ...Array.from({ length: 18 }, (_, i) => String(i)), startTime, "0", "0"].join(" ")}`;
+
+  it("gives state and start time, whatever spaces and parentheses the process name holds", () => {
+    expect(statFields(line("S", "12345", "a) (b c"))).toEqual({ state: "S", startTime: "12345" });
+    expect(statFields(readFileSync(`/proc/${process.pid}/stat`, "utf8"))?.state).toMatch(/^[RS]$/);
+  });
+
+  it("gives nothing for a line without a state, without a start time, or with a start time not in digits", () => {
+    expect(statFields(line("", "12345"))).toBeUndefined();
+    expect(statFields("42 (node) S 1 2 3")).toBeUndefined();
+    expect(statFields(line("S", "12a"))).toBeUndefined();
+    expect(statFields(line("S", "a12"))).toBeUndefined();
+  });
+});
+
+describe("a scratch directory a cleaner looks at", () => {
+  it("is not abandoned when it vanished meanwhile", async () => {
+    expect(await isAbandonedScratch(join(tempDir("root"), "s-AbC123"), 60_000)).toBe(false);
+  });
+
+  it("is abandoned once unused for exactly staleAfterMs, and with staleAfterMs 0 whatever its times", async () => {
+    const path = join(tempDir("root"), "s-AbC123");
+    mkdirSync(path);
+    // A whole second, so that the mtime read back is exactly this number of milliseconds.
+    const used = Math.floor((Date.now() - 10_000) / 1000) * 1000;
+    utimesSync(path, new Date(used), new Date(used));
+    expect(statSync(path).mtimeMs).toBe(used);
+    expect(await isAbandonedScratch(path, 60_000, used + 60_000)).toBe(true);
+    expect(await isAbandonedScratch(path, 60_000, used + 59_999)).toBe(false);
+    // An mtime in the future (a clock set back) does not shield it from a cleaner for which all is stale.
+    expect(await isAbandonedScratch(path, 0, used - 1)).toBe(true);
+  });
+
+  it("that is gone already is reported as not removed", async () => {
+    expect(await removeScratch(join(tempDir("root"), "s-AbC123"))).toBe(false);
+  });
+});
+
+describe("a scratch copy that cannot be handed out", () => {
+  it("is removed when its copy fails midway, and the failure is thrown", async () => {
+    const root = join(tempDir("root"), "cache");
+    const cache = await StageCache.open({ root });
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const copy = cache.stage(sampleTree(tempDir("src")), undefined, {
+      signal: controller.signal,
+      onProgress: () => controller.abort(reason),
+    });
+    await expect(copy).rejects.toBe(reason);
+    await cache.close();
+    expect(readdirSync(join(root, ".scratch"))).toEqual([]);
+  });
+
+  it("is reported as the cache root's failure when no directory can be made for a new one", async () => {
+    const root = join(tempDir("root"), "cache");
+    const source = sampleTree(tempDir("src"));
+    const cache = await StageCache.open({ root });
+    await cache.stage(source);
+    // The scratch directory replaced by a file: the old copy is gone (ENOTDIR), no new one can be made.
+    rmSync(join(root, ".scratch"), { recursive: true });
+    writeFileSync(join(root, ".scratch"), "");
+    const error = await cache.stage(source).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StageCacheError);
+    expect(error).toMatchObject({ code: "ENOTDIR", path: root });
+    await cache.close();
+  });
+
+  kernelTest(
+    "chattr",
+    "is not replaced when marking it used fails for another reason than its absence",
+    async () => {
+      const root = join(tempDir("root"), "cache");
+      const source = sampleTree(tempDir("src"));
+      const cache = await StageCache.open({ root });
+      const path = await cache.stage(source);
+      execFileSync("chattr", ["+i", path]);
+      try {
+        await expect(cache.stage(source)).rejects.toMatchObject({ code: "EPERM" });
+      } finally {
+        execFileSync("chattr", ["-i", path]);
+      }
+      expect(await cache.stage(source)).toBe(path);
+      await cache.close();
+    },
+  );
+});
+
+describe("removing a scratch directory", () => {
+  kernelTest("chattr", "throws when it cannot be renamed for removal, and leaves it in place", async () => {
+    const scratchDir = join(tempDir("root"), ".scratch");
+    const path = writeTree(join(scratchDir, "s-AbC123"), { a: "a" });
+    execFileSync("chattr", ["+i", scratchDir]);
+    try {
+      await expect(removeScratch(path)).rejects.toMatchObject({ code: "EPERM" });
+      expect(readdirSync(scratchDir)).toEqual(["s-AbC123"]);
+    } finally {
+      execFileSync("chattr", ["-i", scratchDir]);
+    }
+  });
+
+  kernelTest("chattr", "finishes one another cleaner left half-removed under its own name", async () => {
+    const scratchDir = join(tempDir("root"), ".scratch");
+    const path = writeTree(join(scratchDir, "s-AbC123.deleting"), { a: "a", b: "b" });
+    execFileSync("chattr", ["+i", join(path, "b")]);
+    try {
+      // The code depends on how far the removal got before the immutable file (EPERM, or ENOTDIR).
+      await expect(removeScratch(path)).rejects.toHaveProperty("code");
+      expect(readdirSync(scratchDir)).toEqual(["s-AbC123.deleting"]);
+    } finally {
+      execFileSync("chattr", ["-i", join(path, "b")]);
+    }
+    expect(await removeScratch(path)).toBe(true);
+    expect(readdirSync(scratchDir)).toEqual([]);
   });
 });

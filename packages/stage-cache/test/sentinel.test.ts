@@ -1,8 +1,9 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { fingerprintTree, STAGE_COMPLETE_SENTINEL, StageCache } from "../src/index.js";
-import { readSentinelHeader } from "../src/sentinel.js";
+import { ManifestError, readRecordedManifest, readSentinelHeader } from "../src/sentinel.js";
 import { tempDir, writeTree } from "./fixtures.js";
 
 function manyFiles(count: number): Record<string, string> {
@@ -69,5 +70,86 @@ describe("the sentinel", () => {
     await expect(readSentinelHeader(join(tempDir("none"), "missing"))).rejects.toMatchObject({
       code: "ENOENT",
     });
+  });
+
+  it("gives null for a first line that is JSON but no object", async () => {
+    const path = join(tempDir("sentinel"), STAGE_COMPLETE_SENTINEL);
+    for (const line of ["5", "null", '"text"', "true"]) {
+      writeFileSync(path, `${line}\nmore`);
+      expect(await readSentinelHeader(path), line).toBeNull();
+    }
+  });
+
+  it("closes the file it read the header from", async () => {
+    const path = join(tempDir("sentinel"), STAGE_COMPLETE_SENTINEL);
+    writeFileSync(path, '{"version":2,"bytes":5}\n');
+    const open = () => readdirSync("/proc/self/fd").length;
+    const before = open();
+    for (let i = 0; i < 50; i++) await readSentinelHeader(path);
+    // Some slack for whatever else the test process opens meanwhile; 50 leaked handles stand out.
+    expect(open()).toBeLessThan(before + 10);
+  });
+});
+
+describe("the manifest recorded in a sentinel", () => {
+  /** The sentinel of a real entry, as its header object and the text after its first line. */
+  async function recorded(): Promise<{ path: string; header: Record<string, unknown>; body: string }> {
+    const cache = await StageCache.open({ root: join(tempDir("root"), "cache") });
+    const slot = await cache.stage(writeTree(tempDir("src"), { "a.txt": "a", "d/b.txt": "bb" }), "fp");
+    await cache.close();
+    const path = join(slot, STAGE_COMPLETE_SENTINEL);
+    const text = readFileSync(path, "utf8");
+    const newline = text.indexOf("\n");
+    return { path, header: JSON.parse(text.slice(0, newline)), body: text.slice(newline + 1) };
+  }
+
+  it("is read back whole from the sentinel a stage wrote", async () => {
+    const { path, header } = await recorded();
+    const { entries, header: read } = await readRecordedManifest(path);
+    expect(read).toEqual(header);
+    expect(entries.map((e) => `${e.kind} ${e.rel}`)).toEqual(["file a.txt", "dir d", "file d/b.txt"]);
+  });
+
+  for (const [what, change] of [
+    ["an older version", (h: Record<string, unknown>) => ({ ...h, version: 1 })],
+    ["another digest format", (h: Record<string, unknown>) => ({ ...h, format: "other-format" })],
+    ["no manifest hash", (h: Record<string, unknown>) => ({ ...h, manifest: undefined })],
+  ] as const) {
+    it(`is refused as absent for a header of ${what}, even when the rest checks out`, async () => {
+      const { path, header, body } = await recorded();
+      writeFileSync(path, `${JSON.stringify(change(header))}\n${body}`);
+      await expect(readRecordedManifest(path)).rejects.toThrow(
+        new ManifestError("the sentinel records no manifest (written by an older version or another writer)"),
+      );
+    });
+  }
+
+  for (const [what, text] of [
+    ["a foreign marker", (_h: string, body: string) => `done\n${body}`],
+    ["an empty first line", (h: string) => `\n${h}`],
+  ] as const) {
+    it(`is refused as absent for a sentinel with ${what}`, async () => {
+      const { path, header, body } = await recorded();
+      writeFileSync(path, text(JSON.stringify(header), body));
+      await expect(readRecordedManifest(path)).rejects.toThrow(/^the sentinel records no manifest/);
+    });
+  }
+
+  it("is refused as damaged for a header line without the manifest after it", async () => {
+    const { path, header } = await recorded();
+    writeFileSync(path, JSON.stringify(header));
+    await expect(readRecordedManifest(path)).rejects.toThrow(
+      new ManifestError("the recorded manifest is damaged"),
+    );
+  });
+
+  it("is refused as damaged when its text matches its hash but is no manifest", async () => {
+    const { path, header } = await recorded();
+    const body = "not a manifest line\n";
+    const manifest = createHash("sha256").update(body).digest("hex");
+    writeFileSync(path, `${JSON.stringify({ ...header, manifest })}\n${body}`);
+    const error = await readRecordedManifest(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ManifestError);
+    expect((error as Error).message).toMatch(/^the recorded manifest is damaged: ./);
   });
 });

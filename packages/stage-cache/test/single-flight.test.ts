@@ -1,6 +1,7 @@
 // The abort rules of calls that share one run of work (fingerprinted stages and scratch copies both use it).
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { SingleFlight } from "../src/single-flight.js";
+import { abortable, SingleFlight } from "../src/single-flight.js";
 
 /** Work that runs until told to finish, or until its signal aborts (then it rejects with the reason). */
 function controllableWork() {
@@ -66,5 +67,51 @@ describe("SingleFlight", () => {
     const work = () => Promise.reject(failure);
     const calls = [flights.run("k", new AbortController().signal, work), flights.run("k", undefined, work)];
     for (const call of calls) await expect(call).rejects.toBe(failure);
+  });
+
+  it("resolves a caller with a signal with the work's value", async () => {
+    const flights = new SingleFlight<string>();
+    expect(await flights.run("k", new AbortController().signal, async () => "done")).toBe("done");
+  });
+
+  it("settles only once every run in flight has, and never rejects", async () => {
+    const flights = new SingleFlight<string>();
+    const { runs, work } = controllableWork();
+    const failing = flights.run("bad", undefined, () => Promise.reject(new Error("EIO")));
+    const pending = flights.run("k", undefined, work);
+    let settled = false;
+    const waiting = flights.settled().then(() => {
+      settled = true;
+    });
+    await expect(failing).rejects.toThrow("EIO");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled, "settled while a run is in flight").toBe(false);
+    runs[0]?.finish("done");
+    await pending;
+    await waiting;
+    expect(settled).toBe(true);
+  });
+});
+
+describe("abortable", () => {
+  it("rejects at once with the reason of a signal that aborted before the call", async () => {
+    const controller = new AbortController();
+    controller.abort("early");
+    await expect(abortable(new Promise(() => {}), controller.signal)).rejects.toBe("early");
+  });
+
+  it("leaves no listener on a long-lived signal once the promise settled, either way", async () => {
+    const signal = new AbortController().signal;
+    await abortable(Promise.resolve(1), signal);
+    await abortable(Promise.reject(new Error("x")), signal).catch(() => {});
+    expect(getEventListeners(signal, "abort")).toHaveLength(0);
+  });
+
+  it("leaves no listener on a signal that aborted while the promise was pending", async () => {
+    const controller = new AbortController();
+    const call = abortable(new Promise(() => {}), controller.signal);
+    controller.abort("late");
+    await expect(call).rejects.toBe("late");
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 });
