@@ -186,6 +186,12 @@ export class Evictor {
     this.#running = running;
     void running.finally(() => {
       if (this.#running === running) this.#running = undefined;
+      // A pass asked for (schedule) while this sweep ran: only a background loop reads the request, and
+      // none may be running, so start it here (if another pass runs now, it takes the request over).
+      if (this.#passRequested) {
+        this.#passRequested = false;
+        this.schedule();
+      }
     });
     return pass;
   }

@@ -226,6 +226,24 @@ describe("eviction passes", () => {
     expect({ passes, mostAtOnce }).toEqual({ passes: 2, mostAtOnce: 1 });
   });
 
+  it("run a pass asked for during a sweep once the sweep is done, even a dry one", async () => {
+    const root = tempDir("root");
+    slotWith(root, "abc", recording(7));
+    const first = gate();
+    let passes = 0;
+    const { evictor } = evictorFor(root, 1e9, async () => {
+      passes++;
+      if (passes === 1) await first.wait();
+    });
+    const sweep = evictor.sweep(true);
+    await first.reached;
+    evictor.schedule();
+    first.open();
+    await sweep;
+    await evictor.idle();
+    expect(passes).toBe(2);
+  });
+
   for (const [what, start] of [
     ["a background pass", (e: Evictor) => e.schedule()],
     ["an earlier sweep", (e: Evictor) => void e.sweep(false)],
