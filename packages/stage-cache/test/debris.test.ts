@@ -60,14 +60,14 @@ describe("finding debris", () => {
     const temp = staleTemp(context, "ab.tmp.AbC123");
     writeFileSync(join(context.layout.stagingDir, "cd.tmp.AbC123"), "");
     aged(join(context.layout.stagingDir, "not-a-temp"), HOUR_MS);
-    const found = await findDebris(context, { measure: false });
+    const found = (await findDebris(context, { measure: false })).debris;
     expect(found.map((item) => [item.kind, item.path, item.stale])).toEqual([["temp", temp, true]]);
   });
 
   it("takes everything for stale with staleAfterMs 0, an mtime in the future included", async () => {
     const context = contextFor(tempDir("root"), 0);
     const temp = aged(join(context.layout.stagingDir, "ab.tmp.AbC123"), -HOUR_MS);
-    const found = await findDebris(context, { measure: false });
+    const found = (await findDebris(context, { measure: false })).debris;
     expect(found).toEqual([{ kind: "temp", path: temp, bytes: 0, stale: true }]);
   });
 });
@@ -86,7 +86,7 @@ describe("removing debris", () => {
     const context = contextFor(tempDir("root"));
     staleTemp(context, "ab.tmp.AbC123");
     staleTemp(context, "cd.tmp.AbC123");
-    const found = await findDebris(context, { measure: true });
+    const found = (await findDebris(context, { measure: true })).debris;
     const late = staleTemp(context, "ef.tmp.AbC123");
     const { removed } = await removeDebris(context, found);
     expect(removed).toEqual([...found, { kind: "temp", path: late, bytes: 0, stale: true }]);
@@ -97,7 +97,7 @@ describe("removing debris", () => {
     const root = tempDir("root");
     const context = contextFor(root);
     const slot = aged(join(root, "ab", "abc"), HOUR_MS);
-    const found = await findDebris(context, { measure: false });
+    const found = (await findDebris(context, { measure: false })).debris;
     expect(found.map((item) => [item.kind, item.stale])).toEqual([["incomplete", true]]);
     writeFileSync(join(slot, STAGE_COMPLETE_SENTINEL), '{"version":1,"files":1,"bytes":1}\n');
     expect(await removeDebris(context, found)).toEqual({ removed: [], repaired: [] });
@@ -110,7 +110,7 @@ describe("removing debris", () => {
     const trash = abandonedTrash(context);
     execFileSync("chattr", ["+i", join(temp, "f")]);
     try {
-      const { removed } = await removeDebris(context, await findDebris(context, { measure: false }));
+      const { removed } = await removeDebris(context, (await findDebris(context, { measure: false })).debris);
       expect(removed.map((item) => item.path)).toEqual([trash]);
       expect(context.warnings).toEqual([expect.stringMatching(/^could not remove stale stage temps: ./)]);
     } finally {
@@ -125,7 +125,7 @@ describe("removing debris", () => {
     const trash = abandonedTrash(context);
     execFileSync("chattr", ["+i", slot]);
     try {
-      const found = await findDebris(context, { measure: false });
+      const found = (await findDebris(context, { measure: false })).debris;
       expect(found.map((item) => item.kind).sort()).toEqual(["claimed", "trash"]);
       const result = await removeDebris(context, found);
       expect(result).toEqual({ removed: [expect.objectContaining({ path: trash })], repaired: [] });
@@ -145,7 +145,7 @@ describe("removing debris", () => {
     const trash = abandonedTrash(context);
     execFileSync("chattr", ["+i", join(root, "ab")]);
     try {
-      const result = await removeDebris(context, await findDebris(context, { measure: false }));
+      const result = await removeDebris(context, (await findDebris(context, { measure: false })).debris);
       expect(result).toEqual({ removed: [expect.objectContaining({ path: trash })], repaired: [] });
       expect(context.warnings).toEqual([expect.stringMatching(/^could not remove an incomplete entry: ./)]);
     } finally {
