@@ -145,8 +145,18 @@ export async function removeBaseline(
   commit: string,
   options: RemoveOptions = {},
 ): Promise<CachedBaseline> {
-  const minAgeMs = nonNegative("removeBaseline: minAgeMs", options.minAgeMs ?? DEFAULT_MIN_AGE_MS);
   const store = openStore(cacheRoot, { onWarning: options.onWarning, claimGraceMs: CLAIM_GRACE_MS });
+  return removeWith(store, cacheRoot, commit, options);
+}
+
+/** @internal {@link removeBaseline} with a given store (tests pass one with hooks). */
+export async function removeWith(
+  store: EntryStore,
+  cacheRoot: string,
+  commit: string,
+  options: RemoveOptions,
+): Promise<CachedBaseline> {
+  const minAgeMs = nonNegative("removeBaseline: minAgeMs", options.minAgeMs ?? DEFAULT_MIN_AGE_MS);
   const slot = slotPath(cacheRoot, await findSlotName(cacheRoot, commit));
   const name = slot.slice(baselinesDir(cacheRoot).length + 1);
   try {
