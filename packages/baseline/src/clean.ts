@@ -8,7 +8,7 @@ import {
 } from "@cas-stage/cas";
 import { baselinesDir, stagingDir, trashDir } from "./layout.js";
 import { type CacheScan, type DebrisEntry, scanCache } from "./scan.js";
-import { openStore } from "./store.js";
+import { ensureTrash, openStore } from "./store.js";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -85,6 +85,12 @@ export async function removeDebris(
   const found = (path: string, kind: DebrisEntry["kind"]): DebrisEntry =>
     byPath.get(path) ?? { kind, path, bytes: 0, ageMs: 0, stale: true };
 
+  // An incomplete slot goes through the trash, which a 0.1.0 cache lacks.
+  if (stale.some((entry) => entry.kind === "incomplete")) {
+    await ensureTrash(store).catch((error: unknown) =>
+      warn(`cannot make the trash directory: ${messageOf(error)}`, store.trashDir),
+    );
+  }
   // Each kind goes through the code that owns it, which looks again before it removes anything.
   for (const entry of stale) {
     if (entry.kind === "claim" && (await store.repairClaim(entry.path))) report.repaired.push(entry);

@@ -11,7 +11,7 @@ import { BaselineError } from "./errors.js";
 import { baselinesDir, isSlotName, slotPath } from "./layout.js";
 import { type CachedBaseline, type DebrisEntry, scanCache } from "./scan.js";
 import { readSlotRecord } from "./slot-record.js";
-import { cacheError, openStore } from "./store.js";
+import { cacheError, ensureTrash, openStore } from "./store.js";
 import { measureTree } from "./tree-size.js";
 
 const MINUTE_MS = 60 * 1000;
@@ -164,6 +164,7 @@ export async function removeWith(
     const found = await store.inspect(slot);
     if (found.state === "incomplete") {
       const size = await measureTree(slot);
+      await ensureTrash(store);
       await store.makeWay(slot);
       return { commit: name, path: slot, ...size, lastUsedMs: 0 };
     }
@@ -187,6 +188,7 @@ export async function removeWith(
     };
     const force = options.force ?? false;
     if (!force && Date.now() - found.lastUsedMs < minAgeMs) throw busy(entry, minAgeMs);
+    await ensureTrash(store);
     if (await store.evict(slot, found.lastUsedMs, { force })) return entry;
     if (force)
       throw new BaselineError("ENOENT", `the baseline ${name} was removed by another process`, {

@@ -1,4 +1,4 @@
-import { access, constants } from "node:fs/promises";
+import { access, constants, mkdir } from "node:fs/promises";
 import { EntryStore, type EntryStoreHooks } from "@cas-stage/cas/entry-store";
 import { CasError, codeOf, messageOf } from "@cas-stage/cas/errors";
 import { BaselineError } from "./errors.js";
@@ -41,6 +41,19 @@ export async function prepareStore(store: EntryStore, cacheRoot: string): Promis
     await access(baselinesDir(cacheRoot), constants.W_OK);
   } catch (error) {
     throw cacheError(cacheRoot, error);
+  }
+}
+
+/**
+ * Makes the trash directory inside an existing `baselines/` before a slot is moved there: a cache written
+ * by 0.1.0 (or whose trash was removed by hand) has none, and the move would fail with ENOENT. Creates
+ * nothing when the cache itself is missing (`baselines/` is never made here). Throws the `mkdir` error.
+ */
+export async function ensureTrash(store: EntryStore): Promise<void> {
+  try {
+    await mkdir(store.trashDir);
+  } catch (error) {
+    if (codeOf(error) !== "EEXIST") throw error;
   }
 }
 

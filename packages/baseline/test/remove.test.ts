@@ -4,7 +4,13 @@ import { existsSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } 
 import { join } from "node:path";
 import { chattr, kernelTest } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
-import { BaselineError, materializeBaseline, pruneBaselines, removeBaseline } from "../src/index.js";
+import {
+  BaselineError,
+  cleanBaselines,
+  materializeBaseline,
+  pruneBaselines,
+  removeBaseline,
+} from "../src/index.js";
 import { baselinesDir, CLAIM, SENTINEL, slotPath } from "../src/layout.js";
 import { pruneWith, removeWith } from "../src/prune.js";
 import { openStore } from "../src/store.js";
@@ -246,4 +252,30 @@ describe("pruneBaselines options and faults", () => {
       expect(isWhole(slot)).toBe(true);
     },
   );
+});
+
+describe("a cache without a trash directory (written by 0.1.0, or its trash removed by hand)", () => {
+  it("removeBaseline makes the trash and removes a complete slot", async () => {
+    const { commit, cacheRoot, slot } = await cachedSlot();
+    rmSync(join(baselinesDir(cacheRoot), ".trash"), { recursive: true, force: true });
+    await expect(removeBaseline(cacheRoot, commit)).resolves.toMatchObject({ commit, path: slot });
+    expect(existsSync(slot)).toBe(false);
+  });
+
+  it("removeBaseline and cleanBaselines remove an incomplete slot", async () => {
+    type Remove = (cacheRoot: string, commit: string, onWarning: (message: string) => void) => unknown;
+    const removers: Remove[] = [
+      (cacheRoot, commit, onWarning) => removeBaseline(cacheRoot, commit, { onWarning }),
+      (cacheRoot, _commit, onWarning) => cleanBaselines(cacheRoot, { staleAfterMs: 0, onWarning }),
+    ];
+    for (const remove of removers) {
+      const { commit, cacheRoot, slot } = await cachedSlot();
+      rmSync(join(slot, SENTINEL));
+      rmSync(join(baselinesDir(cacheRoot), ".trash"), { recursive: true, force: true });
+      const warnings: string[] = [];
+      await remove(cacheRoot, commit, (message) => warnings.push(message));
+      expect(existsSync(slot)).toBe(false);
+      expect(warnings).toEqual(["removed an incomplete entry left by another writer"]);
+    }
+  });
 });
