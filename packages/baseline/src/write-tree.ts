@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { CatFileBatch } from "./cat-file.js";
 import { checkTrees, indexMatchesTrees, readSymlinkTargets } from "./check-trees.js";
 import { CheckoutError, checkoutFiles } from "./checkout.js";
@@ -38,6 +39,8 @@ export interface WriteTreeOptions {
 }
 
 const SLASH = 0x2f;
+/** Symlinks written between two turns of the event loop (see the loop that writes them). */
+const SYMLINKS_PER_TURN = 64;
 
 /**
  * Writes the tree of `source.commit` into the existing empty directory `target`, plus an empty `.git`
@@ -154,7 +157,14 @@ export async function writeTree(
       if (slash > 0) guarded(path, () => mkdirSync(absolute(path.subarray(0, slash)), { recursive: true }));
     }
     let written = tree.files.length;
+    let sinceTurn = 0;
     for (const link of tree.symlinks) {
+      // A turn of the event loop now and then, so that an abort (Ctrl-C in the CLI) can land in a tree of
+      // many symlinks instead of after the last one.
+      if (++sinceTurn === SYMLINKS_PER_TURN) {
+        sinceTurn = 0;
+        await nextTurn();
+      }
       signal?.throwIfAborted();
       const path = entryPath(index, link);
       const targetBytes = symlinkTargets.get(entryOid(index, link)) as Buffer;

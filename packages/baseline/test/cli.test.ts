@@ -6,6 +6,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -148,17 +149,6 @@ describe("cas-baseline", () => {
     expect(cacheNames(cacheDir)).toEqual(["keep-me"]);
   });
 });
-
-/** A clone whose origin/main has `files` files, and the commit of that tree. */
-function cloneWithFiles(files: number): { repo: TestRepo; commit: string } {
-  const { repo } = originAndClone();
-  for (let i = 0; i < files; i++) repo.write(`d${i % 10}/f${i}.txt`, `file ${i}\n`);
-  const commit = repo.commit("many files");
-  repo.git("push", "--quiet", "origin", "main");
-  // One pack instead of 1,500 loose objects: git then reads them without an openat each.
-  repo.git("repack", "-adq");
-  return { repo, commit };
-}
 
 /** A cache with baselines of `first` (built by the CLI) and of a second commit, and where they are. */
 function cacheWithTwo() {
@@ -428,8 +418,30 @@ describe("cas-baseline ls, prune, rm, clean, verify", () => {
 });
 
 describe("cas-baseline interrupted mid-build", () => {
-  // strace delays every openat by 2 ms, so writing 1,500 files takes seconds: the signal lands mid-build.
-  const SLOW = ["-e", "trace=openat", "-e", "inject=openat:delay_enter=2000"];
+  // Symlinks are written last, one at a time by the CLI's own process, each reported to the progress line;
+  // strace delays each by 5 ms, so writing 600 of them takes seconds. The first progress line (drawn after
+  // half a second, on a report) therefore comes with most of the symlinks still to write: a state barrier
+  // that puts the signal mid-build however loaded the machine is.
+  const SLOW = [
+    "-e",
+    "trace=symlink,symlinkat",
+    "-e",
+    "inject=symlink:delay_enter=5000",
+    "-e",
+    "inject=symlinkat:delay_enter=5000",
+  ];
+
+  /** A clone whose HEAD holds 200 files and `links` symlinks. */
+  function cloneWithLinks(links: number): { repo: TestRepo } {
+    const { repo } = originAndClone();
+    for (let i = 0; i < 200; i++) repo.write(`d${i % 10}/f${i}.txt`, `file ${i}\n`);
+    for (let d = 0; d < 10; d++) mkdirSync(join(repo.dir, `links${d}`));
+    for (let i = 0; i < links; i++) {
+      symlinkSync(`../d${i % 10}/f${i % 200}.txt`, join(repo.dir, `links${i % 10}`, `l${i}`));
+    }
+    repo.commit("files and links");
+    return { repo };
+  }
 
   for (const [signal, exit] of [
     ["SIGINT", 130],
@@ -439,7 +451,7 @@ describe("cas-baseline interrupted mid-build", () => {
       "strace",
       `stops on ${signal}, clears its progress line, leaves nothing behind (cache or --no-cache), exits ${exit}`,
       async () => {
-        const { repo } = cloneWithFiles(1500);
+        const { repo } = cloneWithLinks(600);
         const cacheDir = makeTempDir("cache");
         for (const [mode, args] of [
           ["cache", ["--cache-dir", cacheDir]],
