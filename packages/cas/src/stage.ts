@@ -1,9 +1,10 @@
-import { mkdir, readdir } from "node:fs/promises";
+import { lstatSync, opendirSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { syncDirectory, syncTree } from "./durable.js";
 import { StageError } from "./errors.js";
-import { pathExists, removeTreeQuietly } from "./fs.js";
+import { removeTreeQuietly } from "./fs.js";
 import { renameDirectory } from "./rename.js";
 import { makeTempDir, tempPrefixFor } from "./temp-name.js";
 
@@ -162,14 +163,26 @@ function runBuild(
  * by an exclusive `mkdir` instead, and a non-empty one only after checking that `final` is free.
  */
 async function publish(staging: string, final: string): Promise<void> {
-  if ((await readdir(staging)).length === 0) {
+  // The two looks below are synchronous: each costs a few microseconds, where a round trip through libuv's
+  // thread pool made a small stage cost about 1.5 times a bare mkdtemp + rename.
+  if (isEmptyDirectory(staging)) {
     await mkdir(final);
     // Published: from here on nothing may fail the call, so the empty temp dir goes quietly.
     await removeTreeQuietly(staging);
     return;
   }
-  if (await pathExists(final)) throw slotTakenError(staging, final);
+  if (lstatSync(final, { throwIfNoEntry: false }) !== undefined) throw slotTakenError(staging, final);
   await renameDirectory(staging, final);
+}
+
+/** Whether the directory at `path` has no entries; reads one entry at most. */
+function isEmptyDirectory(path: string): boolean {
+  const dir = opendirSync(path);
+  try {
+    return dir.readSync() === null;
+  } finally {
+    dir.closeSync();
+  }
 }
 
 /** The error a rename onto an existing slot gives, for the slot found taken before the rename. */
