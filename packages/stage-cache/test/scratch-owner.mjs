@@ -6,7 +6,7 @@
 // on stdin: "stage" stages <source> again and prints { kind: "staged", path, files } (files: the names at
 // the top of the copy, or the error code reading it); "close" closes the cache, prints { kind: "closed" } and
 // exits. Runs until told to close, or killed.
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { readdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { StageCache } from "../dist/index.js";

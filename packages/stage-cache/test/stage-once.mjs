@@ -9,7 +9,7 @@
 //   { path, readable: true | "<problem>", sentinelMtimeMs?, warnings }   after a stage
 //   { sweep: SweepResult, warnings }                                     after a sweep
 //   { error: { name, code, path, message }, warnings }                   when the call threw
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StageCache } from "../dist/index.js";

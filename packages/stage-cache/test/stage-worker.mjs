@@ -14,7 +14,7 @@
 //   { kind: "trash", slot, at }     an eviction by this process is about to move `slot` to the trash
 //   { kind: "sweep", removed, at }  one per completed sweep
 //   { kind: "done" }
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";

@@ -12,7 +12,7 @@ import { join } from "node:path";
  * instrumentation reads from `__STRYKER_ACTIVE_MUTANT__`; `CAS_STRYKER_HIT_LIMIT` carries the limit that turns
  * an endless loop into an error; and during Stryker's first run the child writes which mutants it reached to
  * `CAS_STRYKER_COVERAGE_FILE`, which `collect()` credits to the running test, so that Stryker knows to run
- * that test against those mutants. The child side is test/workers/stryker-child.mjs.
+ * that test against those mutants. The child side is @cas-stage/test-support/stryker-child (stryker-child.mjs).
  */
 export interface ChildBridge {
   env: NodeJS.ProcessEnv;

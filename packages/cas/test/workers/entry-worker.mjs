@@ -11,7 +11,7 @@
 //   {"event":"error","op","name","code","message"}
 //   {"event":"warning","message","path"}
 // Entry trees are the ones test/entries.ts writes and checks: d/f0..f5, each file naming its entry.
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";

@@ -6,7 +6,7 @@
 // order. Each tree holds <files> files whose content is derived from the slot name, so any partial tree is
 // detectable. Prints one JSON line per event: {"event":"building","slot"} once the temp dir has a file,
 // {"event":"staged","slot","adopted"} per successful call, {"event":"error",...} on failure.
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { existsSync } from "node:fs";
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,6 +1,6 @@
 // A child process that sweeps stale temps once. Usage: node sweep-worker.mjs <parent>
 // Prints one JSON line: {"removed":[paths]} or {"error":{code, message}}.
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { sweepStaleTemps } from "../../dist/index.js";
 
 try {

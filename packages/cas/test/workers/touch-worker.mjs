@@ -3,7 +3,7 @@
 // Calls EntryStore.touch(slot) `times` times and prints one JSON line: {"results":[...],"warnings":[...],
 // "leakedFds":n} (descriptors still open on the sentinel afterwards; Linux), or {"error":{name, code, path, message}}
 // when a touch throws.
-import "./stryker-child.mjs";
+import "@cas-stage/test-support/stryker-child";
 import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { EntryStore } from "../../dist/index.js";

@@ -1,4 +1,5 @@
-// Imported first by every worker, before the package's code. Outside a mutation run it does nothing.
+// Imported first by every worker process of the tests (as "@cas-stage/test-support/stryker-child"), before
+// the package's code. Outside a mutation run it does nothing.
 // Under StrykerJS (see @cas-stage/test-support/mutation): applies the hit limit that turns a mutant's endless
 // loop into an error, reports which mutants this process reached when it exits, and exits when the test
 // process that started it is gone, so that no worker outlives a test runner Stryker killed.
