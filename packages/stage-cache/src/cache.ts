@@ -4,7 +4,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import {
   CLAIM_GRACE_MS,
   defaultCacheDir,
-  EntryStore,
+  type EntryStore,
   type EntryStoreHooks,
   StageError,
   TRASH_GRACE_MS,
@@ -20,7 +20,7 @@ import {
 } from "./debris.js";
 import { asStageCacheError, cacheRootError, StageCacheError } from "./errors.js";
 import { type CacheEntry, Evictor, entrySize, listEntries, type SweepResult } from "./evict.js";
-import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+import { assertFingerprint, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
 import { ScratchCopies } from "./scratch.js";
 import { sentinelText } from "./sentinel.js";
 import { SingleFlight } from "./single-flight.js";
@@ -224,11 +224,7 @@ export class StageCache {
     } catch (cause) {
       throw cacheRootError(root, cause);
     }
-    const store = new EntryStore({
-      stagingDir: layout.stagingDir,
-      trashDir: layout.trashDir,
-      sentinel: STAGE_COMPLETE_SENTINEL,
-      claim: EVICTION_CLAIM,
+    const store = layout.entryStore({
       onWarning,
       claimGraceMs: hooks.claimGraceMs ?? Math.min(CLAIM_GRACE_MS, staleAfterMs),
       hooks,

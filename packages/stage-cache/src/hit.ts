@@ -1,6 +1,5 @@
-import { EntryStore } from "@cas-stage/cas/entry-store";
 import { asStageCacheError } from "./errors.js";
-import { assertFingerprint, EVICTION_CLAIM, Layout, STAGE_COMPLETE_SENTINEL } from "./layout.js";
+import { assertFingerprint, Layout } from "./layout.js";
 
 /**
  * The hit of `StageCache.stage(source, fingerprint)` without opening the cache: the slot of `fingerprint`
@@ -21,13 +20,7 @@ export async function hitEntry(
 ): Promise<string | undefined> {
   assertFingerprint(fingerprint);
   const layout = new Layout(root);
-  const store = new EntryStore({
-    stagingDir: layout.stagingDir,
-    trashDir: layout.trashDir,
-    sentinel: STAGE_COMPLETE_SENTINEL,
-    claim: EVICTION_CLAIM,
-    onWarning,
-  });
+  const store = layout.entryStore({ onWarning });
   const slot = layout.slotPath(fingerprint);
   try {
     return (await store.touch(slot)) ? slot : undefined;

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { EntryStore, type EntryStoreOptions } from "@cas-stage/cas/entry-store";
 
 /** The file whose presence inside a slot marks it complete. It is written inside the staging dir as the
  * last step of a build, so the rename that publishes a slot publishes its sentinel in the same step. */
@@ -123,6 +124,22 @@ export class Layout {
 
   slotPath(fingerprint: string): string {
     return join(this.root, fanOutNameOf(fingerprint), nameOf(fingerprint));
+  }
+
+  /**
+   * The store of this root's entries (cas's `EntryStore` over `.staging` and `.trash`, with this package's
+   * sentinel and claim names): the one way every part of the package hits, publishes and evicts entries.
+   */
+  entryStore(
+    options: Omit<EntryStoreOptions, "stagingDir" | "trashDir" | "sentinel" | "claim"> = {},
+  ): EntryStore {
+    return new EntryStore({
+      ...options,
+      stagingDir: this.stagingDir,
+      trashDir: this.trashDir,
+      sentinel: STAGE_COMPLETE_SENTINEL,
+      claim: EVICTION_CLAIM,
+    });
   }
 
   /** Where an older version of this package put the slot of `fingerprint`: the raw fingerprint as names. */

@@ -4,7 +4,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EntryStore } from "@cas-stage/cas";
 import { kernelTest } from "@cas-stage/test-support/kernel";
 import { describe, expect, it } from "vitest";
 import { type DebrisContext, findDebris, removeDebris } from "../src/debris.js";
@@ -18,14 +17,8 @@ function contextFor(root: string, staleAfterMs = 60_000): DebrisContext & { warn
   for (const dir of [layout.stagingDir, layout.scratchDir, layout.trashDir])
     mkdirSync(dir, { recursive: true });
   const warnings: string[] = [];
-  const store = new EntryStore({
-    stagingDir: layout.stagingDir,
-    trashDir: layout.trashDir,
-    sentinel: STAGE_COMPLETE_SENTINEL,
-    claim: EVICTION_CLAIM,
-    // Every claim in these tests is an interrupted eviction's.
-    claimGraceMs: 0,
-  });
+  // Every claim in these tests is an interrupted eviction's.
+  const store = layout.entryStore({ claimGraceMs: 0 });
   return {
     layout,
     store,

@@ -12,7 +12,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { EntryStore } from "@cas-stage/cas";
 import { describe, expect, it } from "vitest";
 import {
   type CacheEntry,
@@ -61,14 +60,8 @@ function gate() {
 function evictorFor(root: string, maxBytes: number, afterList?: (entries: readonly CacheEntry[]) => unknown) {
   const layout = new Layout(root);
   const warnings: string[] = [];
-  const store = new EntryStore({
-    stagingDir: layout.stagingDir,
-    trashDir: layout.trashDir,
-    sentinel: STAGE_COMPLETE_SENTINEL,
-    claim: EVICTION_CLAIM,
-    // Every claim is an interrupted eviction's: these tests never claim an entry themselves.
-    claimGraceMs: 0,
-  });
+  // Every claim is an interrupted eviction's: these tests never claim an entry themselves.
+  const store = layout.entryStore({ claimGraceMs: 0 });
   const evictor = new Evictor(layout, store, {
     maxBytes,
     minAgeMs: 0,

@@ -2,9 +2,9 @@
 // through the eviction path, and an entry replaced while it was checked is never judged.
 import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EntryStore } from "@cas-stage/cas";
+import type { EntryStore } from "@cas-stage/cas";
 import { describe, expect, it } from "vitest";
-import { EVICTION_CLAIM, STAGE_COMPLETE_SENTINEL, StageCache } from "../src/index.js";
+import { STAGE_COMPLETE_SENTINEL, StageCache } from "../src/index.js";
 import { Layout } from "../src/layout.js";
 import { verifyEntries } from "../src/verify.js";
 import { tempDir, writeTree } from "./fixtures.js";
@@ -21,12 +21,7 @@ async function cacheWith(...fingerprints: string[]) {
 }
 
 function storeOf(layout: Layout): EntryStore {
-  return new EntryStore({
-    stagingDir: layout.stagingDir,
-    trashDir: layout.trashDir,
-    sentinel: STAGE_COMPLETE_SENTINEL,
-    claim: EVICTION_CLAIM,
-  });
+  return layout.entryStore();
 }
 
 describe("StageCache.verify", () => {
