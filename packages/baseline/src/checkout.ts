@@ -1,9 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { writeError } from "./errors.js";
+import { BaselineError, writeError } from "./errors.js";
 import { gitSpawnError, spawnGit } from "./git-process.js";
-import { entryPath, type ParsedIndex, subIndex } from "./index-file.js";
+import { checkedOutBytes, entryPath, type ParsedIndex, parseIndex, subIndex } from "./index-file.js";
 
 /** What {@link checkoutFiles} needs besides the files. */
 export interface CheckoutOptions {
@@ -57,18 +57,22 @@ const MAX_PROCESSES = 8;
  * order the files under one directory are contiguous, so a directory shared by two runs holds the first
  * path of the later run; those directories (the parents of each run's first path) are created here first.
  *
- * Resolves once every file is written. Rejects with {@link CheckoutError} (other processes are stopped),
- * with {@link BaselineError} `EGIT` when git cannot start, or with `signal.reason`. Partly written files
- * stay in `target`, which the caller removes.
+ * Each process rewrites its index with the stat data of the files it wrote (`--index`), which proves that
+ * it wrote every one of them and gives their sizes without looking at any file again.
+ *
+ * Resolves, once every file is written, to the files' total size (see {@link checkedOutBytes}). Rejects
+ * with {@link CheckoutError} (other processes are stopped), with {@link BaselineError} `EGIT` when git
+ * cannot start or did not write a file, or with `signal.reason`. Partly written files stay in `target`,
+ * which the caller removes.
  */
 export async function checkoutFiles(
   index: ParsedIndex,
   files: Int32Array,
   options: CheckoutOptions,
-): Promise<void> {
+): Promise<number> {
   const { signal } = options;
   signal?.throwIfAborted();
-  if (files.length === 0) return;
+  if (files.length === 0) return 0;
   const processes = Math.max(
     1,
     Math.min(MAX_PROCESSES, availableParallelism(), Math.floor(files.length / MIN_FILES_PER_PROCESS)),
@@ -91,6 +95,7 @@ export async function checkoutFiles(
   const stopSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   let next = 0;
   let written = 0;
+  let bytes = 0;
   const firstWave = Math.min(processes, batches.length);
   const worker = async () => {
     while (next < batches.length && !stopSignal.aborted) {
@@ -105,6 +110,7 @@ export async function checkoutFiles(
       const running = checkoutBatch(indexFile, options, stopSignal);
       if (number + 1 === firstWave) options.onStarted?.();
       await running;
+      bytes += bytesWritten(indexFile, index.oidBytes, batch.length);
       written += batch.length;
       options.onWritten?.(written);
     }
@@ -123,9 +129,25 @@ export async function checkoutFiles(
     results.find((r) => r.status === "rejected" && r.reason !== stop.signal.reason) ??
     results.find((r) => r.status === "rejected");
   if (failure?.status === "rejected") throw failure.reason;
+  return bytes;
 }
 
-/** One `git checkout-index -a` of the index file `indexFile`. */
+/** The bytes of the `count` files one finished process wrote, read from the index it rewrote. */
+function bytesWritten(indexFile: string, oidBytes: number, count: number): number {
+  const rewritten = parseIndex(readFileSync(indexFile), oidBytes);
+  const { bytes, unwritten } = checkedOutBytes(rewritten);
+  if (rewritten.count === count && unwritten === undefined) return bytes;
+  const what =
+    unwritten === undefined
+      ? `${count - rewritten.count} of its ${count} files`
+      : entryPath(rewritten, unwritten).toString("utf8");
+  throw new BaselineError(
+    "EGIT",
+    `git checkout-index did not write ${what}, which the commit's tree holds; run again, and report it with your \`git --version\` if it persists`,
+  );
+}
+
+/** One `git checkout-index --index --all` of the index file `indexFile`, which git then rewrites. */
 function checkoutBatch(indexFile: string, options: CheckoutOptions, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted();
   return new Promise((resolve, reject) => {
@@ -140,6 +162,7 @@ function checkoutBatch(indexFile: string, options: CheckoutOptions, signal: Abor
         "-c",
         "checkout.workers=1",
         "checkout-index",
+        "--index",
         "--all",
       ],
       { cwd: options.target, env: { ...options.env, GIT_INDEX_FILE: indexFile } },

@@ -44,7 +44,11 @@ export interface IndexTree {
 
 const HEADER = 12;
 const STAT_BYTES = 40;
+/** Offsets of stat fields within an entry: ctime seconds, inode number, mode, size. */
+const CTIME_OFFSET = 0;
+const INODE_OFFSET = 20;
 const MODE_OFFSET = 24;
+const SIZE_OFFSET = 36;
 
 /**
  * Parses an index written by git. Throws {@link BaselineError} `EGIT` when it is not a version 2 or 3
@@ -98,6 +102,27 @@ export function entryPath(index: ParsedIndex, i: number): Buffer {
 export function entryOid(index: ParsedIndex, i: number): string {
   const start = (index.starts[i] as number) + STAT_BYTES;
   return index.bytes.toString("hex", start, start + index.oidBytes);
+}
+
+/**
+ * The bytes of the files of an index that `git checkout-index --index` rewrote after writing them: the
+ * sum of the sizes git recorded, which it took from the descriptor it wrote each file through, so no file
+ * is looked at again. An entry git did not write keeps the zero stat data `git read-tree` gave it; the
+ * first such entry is returned as `unwritten` (its number), and the sum is then meaningless.
+ *
+ * git records 32 bits of a size: a file of 4 GiB or more counts modulo 4 GiB here, as in git's own index.
+ */
+export function checkedOutBytes(index: ParsedIndex): { bytes: number; unwritten: number | undefined } {
+  const { bytes, starts, count } = index;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const at = starts[i] as number;
+    if (bytes.readUInt32BE(at + CTIME_OFFSET) === 0 && bytes.readUInt32BE(at + INODE_OFFSET) === 0) {
+      return { bytes: total, unwritten: i };
+    }
+    total += bytes.readUInt32BE(at + SIZE_OFFSET);
+  }
+  return { bytes: total, unwritten: undefined };
 }
 
 /** A tree's path ("" for the root), for messages. */

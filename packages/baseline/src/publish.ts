@@ -1,18 +1,19 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MANIFEST, slotPath } from "./layout.js";
-import { encodeManifest, type ManifestEntry, measureEntries } from "./manifest.js";
+import { encodeManifest } from "./manifest.js";
 import { encodeSlotRecord } from "./slot-record.js";
 import { openStore, prepareStore, storeError } from "./store.js";
+import type { WrittenTree } from "./write-tree.js";
 
 export interface PublishSlotOptions {
   cacheRoot: string;
   commit: string;
   /**
-   * Writes the commit's tree into the empty directory `target` (with the `.git` marker) and resolves to the
-   * entries it wrote, which become the slot's manifest.
+   * Writes the commit's tree into the empty directory `target` (with the `.git` marker) and resolves to
+   * what it wrote: the counts go into the sentinel, the index into the manifest.
    */
-  writeTree: (target: string, signal: AbortSignal | undefined) => Promise<ManifestEntry[]>;
+  writeTree: (target: string, signal: AbortSignal | undefined) => Promise<WrittenTree>;
   signal?: AbortSignal | undefined;
   onWarning?: ((message: string, path: string) => void) | undefined;
 }
@@ -48,9 +49,8 @@ export async function publishSlot(
       tmpPrefix: "baseline staging",
       signal,
       build: async (staging, context) => {
-        const entries = await options.writeTree(staging, context.signal);
-        const { files, bytes } = measureEntries(staging, entries);
-        await writeFile(join(staging, MANIFEST), encodeManifest(commit, entries), { flag: "wx" });
+        const { files, bytes, index } = await options.writeTree(staging, context.signal);
+        await writeFile(join(staging, MANIFEST), encodeManifest(commit, index), { flag: "wx" });
         return encodeSlotRecord({ commit, files, bytes });
       },
     });

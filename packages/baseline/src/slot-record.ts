@@ -8,7 +8,8 @@ import { CLAIM, SENTINEL } from "./layout.js";
  *
  * - `commit` lets a listing or a verification notice a slot that was renamed by hand.
  * - `files` and `bytes` (files and symlinks, as the sum of their blob sizes) let pruning under a size cap
- *   and listing work without walking every slot.
+ *   and listing work without walking every slot. The file sizes are those git's index recorded while
+ *   writing them (`checkedOutBytes`): a file of 4 GiB or more counts modulo 4 GiB.
  */
 export interface SlotRecord {
   commit: string;

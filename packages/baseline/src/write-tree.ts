@@ -6,8 +6,7 @@ import { checkTrees, indexMatchesTrees, readSymlinkTargets } from "./check-trees
 import { CheckoutError, checkoutFiles } from "./checkout.js";
 import { BaselineError, writeError } from "./errors.js";
 import { privateGitEnvironment } from "./git-env.js";
-import { entryOid, entryPath, type ParsedIndex } from "./index-file.js";
-import type { ManifestEntry } from "./manifest.js";
+import { entryOid, entryPath } from "./index-file.js";
 import { createPrivateRepo, emptyDirectory, objectFormatOf } from "./private-repo.js";
 import { readTree, type TreeListing } from "./read-tree.js";
 
@@ -29,6 +28,16 @@ export interface PartialCloneFetcher {
   fetchTrees(gitDir: string, env: NodeJS.ProcessEnv, commit: string): Promise<void>;
   /** Fetches whichever of `blobs` are missing, in one batch. */
   fetchBlobs(gitDir: string, env: NodeJS.ProcessEnv, blobs: readonly string[]): Promise<void>;
+}
+
+/** What {@link writeTree} wrote. */
+export interface WrittenTree {
+  /** Files and symlinks written. */
+  files: number;
+  /** Their bytes: each file's size (see `checkedOutBytes`) plus each symlink's target length. */
+  bytes: number;
+  /** The index git read the commit's tree into (`gitformat-index`): the tree's manifest (manifest.ts). */
+  index: Buffer;
 }
 
 /** What {@link writeTree} reports while it works. */
@@ -64,8 +73,8 @@ const SYMLINKS_PER_TURN = 64;
  * and never writes through a symlink, and symlinks are created by this function only after every file and
  * directory exists. No object is fetched unless `source.partial` does it.
  *
- * Resolves to the entries written (files and symlinks, in git's order, sizes not yet measured), read from
- * the very index git wrote them from: the manifest a cache slot records.
+ * Resolves to what it wrote: counts, and the very index git wrote the files from, which a cache slot
+ * records as its manifest.
  *
  * Throws {@link BaselineError}: `EBADTREE` for a hostile or corrupt tree, the filesystem's code when it
  * refuses a write (naming the file), `EGIT` when git fails (a missing object: "is the repository
@@ -76,7 +85,7 @@ export async function writeTree(
   source: TreeSource,
   target: string,
   options: WriteTreeOptions,
-): Promise<ManifestEntry[]> {
+): Promise<WrittenTree> {
   const { signal } = options;
   signal?.throwIfAborted();
   const { commit } = source;
@@ -127,8 +136,9 @@ export async function writeTree(
       soundness.catch((error: unknown) => verdict.abort(error));
     };
     const total = tree.files.length + tree.symlinks.length;
+    let bytes = 0;
     try {
-      await checkoutFiles(index, tree.files, {
+      bytes = await checkoutFiles(index, tree.files, {
         target,
         gitDir,
         env,
@@ -169,32 +179,17 @@ export async function writeTree(
       const path = entryPath(index, link);
       const targetBytes = symlinkTargets.get(entryOid(index, link)) as Buffer;
       guarded(path, () => symlinkSync(targetBytes, absolute(path)));
+      bytes += targetBytes.length;
       options.onProgress?.(++written, total);
     }
     // Reported only once the whole tree is known to be valid.
     for (const submodule of tree.submodules)
       options.onSubmodule(entryPath(index, submodule).toString("utf8"));
-    return writtenEntries(index, tree);
+    return { files: total, bytes, index: index.bytes };
   } finally {
     // What remains is the `.git` marker: an empty directory.
     await emptyDirectory(gitDir).catch(() => {});
   }
-}
-
-/** The files and symlinks of `tree`, in the index's (git's) order, as a manifest lists them. */
-function writtenEntries(index: ParsedIndex, tree: TreeListing): ManifestEntry[] {
-  const written = [...tree.files, ...tree.symlinks].sort((a, b) => a - b);
-  return written.map((i) => ({
-    mode:
-      (index.modes[i] as number) === 0o120000
-        ? "120000"
-        : (index.modes[i] as number) & 0o100
-          ? "100755"
-          : "100644",
-    oid: entryOid(index, i),
-    path: entryPath(index, i),
-    size: -1,
-  }));
 }
 
 /** Runs a filesystem write, turning its failure into a BaselineError that names the tree path. */

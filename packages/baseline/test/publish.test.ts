@@ -6,9 +6,9 @@ import { chattr, kernelTest } from "@cas-stage/test-support/kernel";
 import { afterEach, describe, expect, it } from "vitest";
 import { BaselineError } from "../src/index.js";
 import { baselinesDir, MANIFEST, SENTINEL, slotPath, stagingDir } from "../src/layout.js";
-import type { ManifestEntry } from "../src/manifest.js";
 import { publishSlot } from "../src/publish.js";
 import { WRITABLE_HINT } from "../src/store.js";
+import type { WrittenTree } from "../src/write-tree.js";
 import { makeTempDir, removeTempDirs } from "./fixtures.js";
 
 const cleanups: (() => void)[] = [];
@@ -22,11 +22,12 @@ const commit = "c".repeat(40);
 /** A writeTree that writes one file and the `.git` marker, counting its calls. */
 function oneFileTree() {
   const calls: string[] = [];
-  const writeTree = async (target: string): Promise<ManifestEntry[]> => {
+  const writeTree = async (target: string): Promise<WrittenTree> => {
     calls.push(target);
     mkdirSync(join(target, ".git"), { recursive: true });
     writeFileSync(join(target, "file.txt"), "content");
-    return [{ mode: "100644", oid: "a".repeat(40), path: Buffer.from("file.txt"), size: -1 }];
+    // The manifest is written as given: these tests do not read it.
+    return { files: 1, bytes: "content".length, index: Buffer.from("an index") };
   };
   return { calls, writeTree };
 }
@@ -90,10 +91,10 @@ describe("publishSlot", () => {
 
   it("never writes the manifest over a file the tree put in its place, and leaves nothing behind", async () => {
     const cacheRoot = makeTempDir("cache");
-    const writeTree = async (target: string): Promise<ManifestEntry[]> => {
+    const writeTree = async (target: string): Promise<WrittenTree> => {
       mkdirSync(join(target, ".git"), { recursive: true });
       writeFileSync(join(target, MANIFEST), "the tree's own file");
-      return [];
+      return { files: 0, bytes: 0, index: Buffer.alloc(0) };
     };
     await expect(publishSlot({ cacheRoot, commit, writeTree })).rejects.toMatchObject({
       name: "BaselineError",
@@ -107,7 +108,7 @@ describe("publishSlot", () => {
     const cacheRoot = makeTempDir("cache");
     const controller = new AbortController();
     const failure = Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" });
-    const writeTree = async (): Promise<ManifestEntry[]> => {
+    const writeTree = async (): Promise<WrittenTree> => {
       controller.abort(new Error("stopped"));
       throw failure;
     };
@@ -124,7 +125,7 @@ describe("publishSlot", () => {
     const cacheRoot = makeTempDir("cache");
     const controller = new AbortController();
     const reason = Object.assign(new Error("stopped by the caller"), { code: "ECANCELED" });
-    const writeTree = async (target: string): Promise<ManifestEntry[]> => {
+    const writeTree = async (target: string): Promise<WrittenTree> => {
       writeFileSync(join(target, "partial"), "x");
       controller.abort(reason);
       throw reason;
