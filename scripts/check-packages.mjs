@@ -38,6 +38,12 @@ try {
     const tarballPath = join(outDir, tarball);
     const packed = execFileSync("tar", ["-tzf", tarballPath], { encoding: "utf8" });
     if (packed.includes("workspace:")) failures++;
+    // A CLI is a bundle written by the build (bundle-cli.mjs), outside dist: it must be in the tarball.
+    for (const bin of Object.values(manifest.bin ?? {})) {
+      if (packed.split("\n").includes(join("package", bin))) continue;
+      console.error(`${manifest.name}: the tarball lacks its executable ${bin}`);
+      failures++;
+    }
     if (!run("publint", ["run", "--strict", tarballPath], root)) failures++;
     if (!run("attw", ["--profile", "esm-only", "--format", "table-flipped", tarballPath], root)) failures++;
   }

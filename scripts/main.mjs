@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const cli = join(root, "packages", "baseline", "dist", "cli.js");
+const cli = join(root, "packages", "baseline", "bin", "cas-baseline.js");
 const args = ["--path", root, ...process.argv.slice(2)];
 
 const remotes = execFileSync("git", ["-C", root, "remote"], { encoding: "utf8" }).split("\n");

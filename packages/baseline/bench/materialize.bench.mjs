@@ -50,7 +50,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const target = resolve(values.target ?? tmpdir());
 const scratch = mkdtempSync(join(target, "cas-baseline-bench-"));
-const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const cli = fileURLToPath(new URL("../bin/cas-baseline.js", import.meta.url));
 const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: "1" };
 const git = (cwd, ...args) =>
   execFileSync("git", args, { cwd, env: gitEnv, encoding: "utf8", maxBuffer: 1 << 30 }).trim();

@@ -27,7 +27,7 @@ import {
 
 afterEach(removeTempDirs);
 
-const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../bin/cas-baseline.js", import.meta.url));
 
 function run(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const result = spawnSync(process.execPath, [CLI, ...args], {

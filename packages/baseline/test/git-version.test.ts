@@ -7,7 +7,7 @@ import { makeTempDir, originAndClone, removeTempDirs } from "./fixtures.js";
 
 afterEach(removeTempDirs);
 
-const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../bin/cas-baseline.js", import.meta.url));
 const REAL_GIT = execFileSync("sh", ["-c", "command -v git"], { encoding: "utf8" }).trim();
 
 /**

@@ -68,7 +68,7 @@ const fresh = (name) => {
 };
 
 generate();
-const cli = join(dirname(dirname(fileURLToPath(import.meta.url))), "dist", "cli.js");
+const cli = join(dirname(dirname(fileURLToPath(import.meta.url))), "bin", "cas-stage-cache.js");
 const run = (command, args) => execFileSync(command, args, { stdio: "ignore" });
 const t = {
   stage: [],

@@ -1,4 +1,4 @@
-// cas-stage-cache through its real binary (dist/cli.js) in real processes: every command and option, exit
+// cas-stage-cache through its real binary (bin/cas-stage-cache.js, the bundle npm installs) in real processes: every command and option, exit
 // codes, JSON shapes, signals mid-copy, a closed pipe.
 
 import { spawnSync } from "node:child_process";
@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { sampleTree, tempDir, writeTree } from "./fixtures.js";
 
-const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../bin/cas-stage-cache.js", import.meta.url));
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
