@@ -30,6 +30,7 @@ import {
   STAGE_COMPLETE_SENTINEL,
   StageCache,
 } from "../../packages/stage-cache/dist/index.js";
+import { CopyForOtherUsers } from "../../packages/test-support/src/copy-for-others.mjs";
 import {
   manifestOf,
   manifestOfCommit,
@@ -66,6 +67,11 @@ function random() {
 // Everything is shared with `nobody`: directories 0777 and files 0666, as a multi-user cache must be made.
 process.umask(0);
 const nobody = secondUser();
+// nobody runs a copy of the worker and of the built packages it loads, in a temp dir every user can enter:
+// the checkout may lie where only its owner can (a clone under `mktemp -d`), and is not opened up.
+const forNobody = nobody ? new CopyForOtherUsers() : undefined;
+process.on("exit", () => forNobody?.remove());
+const NOBODY_WORKER = forNobody?.add(WORKER);
 
 const work = await mkdtemp(join(values.dir, "cas-torture-"));
 await chmod(work, 0o755);
@@ -130,7 +136,8 @@ let stopping = false;
 /** Starts a worker of `role`; killable ones are replaced by one of the same role when they die. */
 function startWorker(role) {
   const asNobody = role === "nobody";
-  const child = spawn(process.execPath, [WORKER, configPath, role, String(Math.floor(random() * 2 ** 31))], {
+  const script = asNobody ? NOBODY_WORKER : WORKER;
+  const child = spawn(process.execPath, [script, configPath, role, String(Math.floor(random() * 2 ** 31))], {
     stdio: ["ignore", "pipe", "pipe"],
     ...(asNobody ? { uid: nobody.uid, gid: nobody.gid } : {}),
   });

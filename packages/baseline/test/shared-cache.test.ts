@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kernelDescribe } from "@cas-stage/test-support/kernel";
+import { runnableByOthers } from "@cas-stage/test-support/other-users";
 import { afterEach, expect, it } from "vitest";
 import { materializeBaseline } from "../src/index.js";
 import { gitRepo } from "./fixtures.js";
@@ -51,17 +52,15 @@ kernelDescribe("otherUser", "a cache shared with another user", () => {
     const home = join(shared, "home");
     mkdirSync(home, { mode: 0o755 });
     writeFileSync(join(home, ".gitconfig"), "[safe]\n\tdirectory = *\n");
+    // A copy of the worker and the built package that nobody can reach wherever this checkout lies.
+    const worker = runnableByOthers(join(WORKERS, "materialize-worker.mjs"));
     const asNobody = (base: string) => {
-      const run = spawnSync(
-        process.execPath,
-        [join(WORKERS, "materialize-worker.mjs"), repo.dir, base, cacheRoot],
-        {
-          uid: other?.uid,
-          gid: other?.gid,
-          env: { PATH: process.env.PATH, HOME: home, TMPDIR: "/tmp" },
-          encoding: "utf8",
-        },
-      );
+      const run = spawnSync(process.execPath, [worker, repo.dir, base, cacheRoot], {
+        uid: other?.uid,
+        gid: other?.gid,
+        env: { PATH: process.env.PATH, HOME: home, TMPDIR: "/tmp" },
+        encoding: "utf8",
+      });
       expect(run.stderr).toBe("");
       return JSON.parse(run.stdout);
     };

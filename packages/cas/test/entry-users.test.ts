@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { kernelTest, nobody } from "@cas-stage/test-support/kernel";
 import { forChild } from "@cas-stage/test-support/mutation";
+import { runnableByOthers } from "@cas-stage/test-support/other-users";
 import { describe, expect } from "vitest";
 import {
   CLAIM,
@@ -30,12 +31,12 @@ interface TouchReport {
   error?: { name: string; code: string; path: string; message: string };
 }
 
-/** Touches `slot` three times from a process running as nobody. */
+/** Touches `slot` three times from a process running as nobody (a copy of the worker nobody can reach). */
 async function touchAsNobody(cache: TestCache, slot: string): Promise<TouchReport> {
   const config = { root: cache.root, slot, sentinel: SENTINEL, claim: CLAIM, times: 3 };
   const bridge = forChild();
   try {
-    const { stdout } = await run(process.execPath, [TOUCH_WORKER, JSON.stringify(config)], {
+    const { stdout } = await run(process.execPath, [runnableByOthers(TOUCH_WORKER), JSON.stringify(config)], {
       ...nobody,
       env: bridge.env,
     });

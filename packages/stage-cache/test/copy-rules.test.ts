@@ -2,10 +2,10 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { StageCache } from "../src/index.js";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
+import { isRoot, NOBODY, stageOnce as stageInChild } from "./processes.js";
 
 async function stageOnce(source: string, options: Parameters<typeof StageCache.open>[0] = {}) {
   const cache = await StageCache.open({ root: join(tempDir("root"), "cache"), ...options });
@@ -101,7 +101,7 @@ describe("what a stage copies", () => {
     const root = join(tempDir("root"), "cache");
     // Root reads anything, so as root the stage runs in a child process as the unprivileged user nobody:
     // the kernel's own EACCES either way, not a mock.
-    const outcome = process.getuid?.() === 0 ? stageAsNobody(source, root) : await stageHere(source, root);
+    const outcome = isRoot ? await stageAsNobody(source, root) : await stageHere(source, root);
     expect(outcome).toMatchObject({ code: "EACCES", path: join(source, "secret.txt") });
     expect(outcome.message).toMatch(/cannot copy .*secret\.txt: .*make the file readable/);
     expect(existsSync(join(root, "un"))).toBe(false);
@@ -128,19 +128,9 @@ async function stageHere(source: string, root: string): Promise<StageFailure> {
   }
 }
 
-function stageAsNobody(source: string, root: string): StageFailure {
-  // Only the test's own temp dirs are opened up; the child loads the package as root (the checkout may not
-  // be readable by nobody), then drops to nobody before it stages.
+async function stageAsNobody(source: string, root: string): Promise<StageFailure> {
+  // Only the test's own temp dirs are opened up to nobody; the unreadable file stays unreadable.
   for (const dir of [source, dirname(root)]) chmodSync(dir, 0o777);
-  const entry = pathToFileURL(join(import.meta.dirname, "..", "dist", "index.js")).href;
-  const script = `
-    const { StageCache } = await import(${JSON.stringify(entry)});
-    process.setgid(65534);
-    process.setuid(65534);
-    const cache = await StageCache.open({ root: ${JSON.stringify(root)} });
-    try { await cache.stage(${JSON.stringify(source)}, "unreadable"); console.log(JSON.stringify({ message: "staged" })); }
-    catch (e) { console.log(JSON.stringify({ code: e.code, path: e.path, message: e.message })); }
-    finally { await cache.close(); }`;
-  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
-  return JSON.parse(out) as StageFailure;
+  const { error, path } = await stageInChild({ root, source, fingerprint: "unreadable" }, { user: NOBODY });
+  return error ?? { message: `staged ${path}` };
 }

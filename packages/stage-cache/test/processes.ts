@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { forChild } from "@cas-stage/test-support/mutation";
+import { runnableByOthers } from "@cas-stage/test-support/other-users";
 import { readTree, tempDir, writeTree } from "./fixtures.js";
 
 export const WORKER = fileURLToPath(new URL("./stage-worker.mjs", import.meta.url));
@@ -113,14 +114,16 @@ export interface OnceResult {
 }
 
 /**
- * Runs stage-once.mjs with `job` (see there), as `user` when given (spawned with its uid and gid), under
- * `command` (e.g. strace) when given, and resolves to what it printed.
+ * Runs stage-once.mjs with `job` (see there), as `user` when given (spawned with its uid and gid; then a copy
+ * of the script and the built package that any user can reach, see runnableByOthers), under `command` (e.g.
+ * strace) when given, and resolves to what it printed.
  */
 export async function stageOnce(
   job: object,
   options: { user?: { uid: number; gid: number }; wrap?: string[] } = {},
 ): Promise<OnceResult> {
-  const argv = [...(options.wrap ?? []), process.execPath, STAGE_ONCE, JSON.stringify(job)];
+  const script = options.user ? runnableByOthers(STAGE_ONCE) : STAGE_ONCE;
+  const argv = [...(options.wrap ?? []), process.execPath, script, JSON.stringify(job)];
   const child = new LineProcess(argv[0] as string, argv.slice(1), options.user ?? {});
   const { code } = await child.exited;
   const [result] = child.lines;
