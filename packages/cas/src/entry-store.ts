@@ -294,9 +294,11 @@ export class EntryStore {
     try {
       await rename(slot, trash);
     } catch (error) {
-      // The slot gone means a repair moved it aside meanwhile. Anything else (the trash directory removed
-      // by hand, a permission) must not leave the entry claimed: give it back, then report.
-      if (codeOf(error) === "ENOENT" && !(await pathExists(slot))) return false;
+      // ENOENT with the trash directory there: the slot was gone, moved aside by a repair meanwhile (a new
+      // entry may stand at its path already, which is not ours to give back or to report). Anything else
+      // (the trash directory removed by hand, a permission) must not leave the entry claimed: give it
+      // back, then report.
+      if (codeOf(error) === "ENOENT" && (await this.#trashIsThere())) return false;
       await this.#giveBack(slot);
       throw new CasError(codeOf(error) ?? "EIO", `cannot move ${slot} to the trash: ${messageOf(error)}`, {
         path: slot,
@@ -331,6 +333,15 @@ export class EntryStore {
     return trashBin().then(({ removeAbandonedTrash }) =>
       removeAbandonedTrash(this.trashDir, { graceMs, onWarning: this.#onWarning }),
     );
+  }
+
+  /**
+   * Whether the trash directory is there, which tells the two causes of a rename into it failing with
+   * ENOENT apart: its source was gone, or the trash itself is. The source cannot be looked at instead: a
+   * new entry may have taken its path since.
+   */
+  async #trashIsThere(): Promise<boolean> {
+    return (await lstat(this.trashDir).catch(() => undefined))?.isDirectory() ?? false;
   }
 
   /** Renames the claim back to the sentinel; a claim already gone (given back by someone else) is fine. */
@@ -370,8 +381,9 @@ export class EntryStore {
     try {
       await rename(slot, trash);
     } catch (error) {
-      // Gone: another repair took it first. A missing trash dir also says ENOENT, and must not pass for that.
-      if (codeOf(error) === "ENOENT" && !(await pathExists(slot))) return;
+      // Gone: another repair took it first (and the slot may hold a new entry already, which the caller
+      // looks at next). A missing trash dir also says ENOENT, and must not pass for that.
+      if (codeOf(error) === "ENOENT" && (await this.#trashIsThere())) return;
       throw moveError(slot, error);
     }
     const whole =

@@ -56,6 +56,8 @@ export interface StraceOptions {
   inject: string[];
   /** Where strace writes its trace. */
   output: string;
+  /** When given, only syscalls naming one of these paths are traced (and delayed): strace's `-P`. */
+  paths?: string[];
 }
 
 export const RENAME = "rename,renameat,renameat2";
@@ -75,6 +77,7 @@ export function startEntryWorker(config: WorkerConfig, strace?: StraceOptions): 
         "-e",
         `trace=${strace.trace}`,
         ...strace.inject.flatMap((spec) => ["-e", `inject=${spec}`]),
+        ...(strace.paths ?? []).flatMap((path) => ["-P", path]),
         ...node,
       ]
     : node;

@@ -2,7 +2,7 @@
 // the worker process runs under strace with a delay injected into one syscall, the test waits for that
 // syscall's line in the trace (a state barrier), acts inside the window, and checks the outcome. Each
 // test also checks the trace, so that it fails if the window was not the one reached.
-import { mkdir, readFile, rm, rmdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kernelTest } from "@cas-stage/test-support/kernel";
 import { describe, expect } from "vitest";
@@ -106,6 +106,46 @@ describe("EntryStore.evict between the claim and the claim check", () => {
       expect(trace).toMatch(
         new RegExp(`${quoted(join(slot, CLAIM))}", ${quoted(join(slot, SENTINEL))}"\\) = 0`),
       );
+    },
+  );
+});
+
+describe("EntryStore.evict between the claim check and the move", () => {
+  kernelTest(
+    "strace",
+    "a slot moved aside before the move and rebuilt before the evictor looks again is left to its builder",
+    async () => {
+      const cache = await makeCache();
+      await publishEntry(cache, "abc");
+      const slot = cache.slot("abc");
+      await setLastUsed(slot, LONG_AGO);
+      const output = await traced();
+      const STAT = "statx,newfstatat,lstat";
+      // Held after it checked its claim, and again after its move into the trash failed.
+      const worker = startEntryWorker(
+        { root: cache.root, calls: [{ op: "evict", name: "abc" }] },
+        {
+          trace: `${RENAME},${STAT}`,
+          inject: [`${STAT}:delay_exit=${DELAY}`, `${RENAME}:delay_exit=${DELAY}`],
+          paths: [slot, join(slot, CLAIM)],
+          output,
+        },
+      );
+      await waitForTrace(output, new RegExp(`stat.*${quoted(join(slot, CLAIM))}".*\\) = 0`));
+      // A repair (which took the evictor for dead) moves the slot aside: the move will find nothing.
+      const aside = join(cache.root, "moved-aside");
+      await rm(aside, { recursive: true, force: true });
+      await rename(slot, aside);
+      await waitForTrace(output, new RegExp(`${quoted(slot)}", ${quoted(cache.store.trashDir)}.*ENOENT`));
+      // A builder publishes a new entry at the path before the evictor looks at why its move failed.
+      await publishEntry(cache, "abc");
+      await worker.exited;
+      expect(worker.events.filter((e) => e.event !== "ready")).toEqual([
+        { event: "done", op: "evict", name: "abc", evicted: false },
+      ]);
+      expect(await markers(slot)).toEqual([SENTINEL]);
+      expect(await treeProblem(slot, "abc")).toBe("whole");
+      expect(await namesIn(cache.store.trashDir)).toEqual([]);
     },
   );
 });
@@ -216,6 +256,41 @@ describe("EntryStore.makeWay when debris turns into a complete entry", () => {
       expect(trace).toMatch(/rmdir\(.*\) = -1 ENOTEMPTY/);
       expect(trace).toMatch(new RegExp(`rename\\(${quoted(slot)}", ${quoted(cache.store.trashDir)}`));
       expect(await markers(slot)).toEqual([SENTINEL]);
+      expect(await treeProblem(slot, "abc")).toBe("whole");
+      expect(await namesIn(cache.store.trashDir)).toEqual([]);
+    },
+  );
+
+  kernelTest(
+    "strace",
+    "leaves alone a complete entry published after the debris vanished from under its move",
+    async () => {
+      const cache = await makeCache();
+      const slot = cache.slot("abc");
+      await mkdir(slot, { recursive: true });
+      await writeFile(join(slot, "junk"), "debris");
+      const output = await traced();
+      const worker = startEntryWorker(
+        { root: cache.root, calls: [{ op: "makeWay", name: "abc" }] },
+        {
+          trace: `${RMDIR},${RENAME}`,
+          inject: [`${RMDIR}:delay_exit=${DELAY}`, `${RENAME}:delay_exit=${DELAY}`],
+          output,
+        },
+      );
+      await waitForTrace(output, new RegExp(`rmdir\\(${quoted(slot)}"\\) = -1 ENOTEMPTY`));
+      // Another repair takes the debris first: the move into the trash will find nothing.
+      await rm(slot, { recursive: true });
+      await waitForTrace(
+        output,
+        new RegExp(`rename\\(${quoted(slot)}", ${quoted(cache.store.trashDir)}.*ENOENT`),
+      );
+      // A builder publishes before the repair looks at why its move failed.
+      expect((await publishEntry(cache, "abc")).outcome).toBe("built");
+      await worker.exited;
+      expect(worker.events.filter((e) => e.event !== "ready")).toEqual([
+        { event: "done", op: "makeWay", name: "abc", state: "complete" },
+      ]);
       expect(await treeProblem(slot, "abc")).toBe("whole");
       expect(await namesIn(cache.store.trashDir)).toEqual([]);
     },
