@@ -169,6 +169,15 @@ const run = (command, args, options = {}) => {
 let slot = 0;
 const fresh = () => join(scratch, `run${slot++}`);
 
+/**
+ * The peak RSS (MB) of `node <args>`, which prints its own `process.resourceUsage().maxRSS`. The node
+ * process is started by a shell that forks it, not by this process: Linux carries a process's peak RSS
+ * across exec from the process it was forked from, so a child forked from this benchmark (hundreds of MB
+ * after generating a large repository) would report this process's peak, not its own.
+ */
+const peakRssMb = (args) =>
+  Number(run("sh", ["-c", '"$0" "$@"; exit $?', process.execPath, ...args]).stdout) / 1024;
+
 /** Runs every contender `rounds + 1` times, rotating the order each round; round 0 only warms caches. */
 async function alternate(contenders) {
   const names = Object.keys(contenders);
@@ -286,9 +295,8 @@ console.log(process.resourceUsage().maxRSS);`;
   const peaks = [];
   for (let i = 0; i < 3; i++) {
     const rssRoot = fresh();
-    const child = run(process.execPath, ["--input-type=module", "-e", probe, repo, commit, rssRoot]);
+    peaks.push(peakRssMb(["--input-type=module", "-e", probe, repo, commit, rssRoot]));
     rmSync(rssRoot, { recursive: true, force: true });
-    peaks.push(Number(child.stdout) / 1024);
   }
   row.peakRssMb = median(peaks);
   console.log(`  peak RSS of a cold materialization (fresh process): ${row.peakRssMb.toFixed(1)} MB`);
@@ -352,9 +360,7 @@ const partialClone =
   values.scaling || values["skip-partial"] ? undefined : await measurePartialClone(generated);
 
 const emptyNodeRssMb = median(
-  [0, 1, 2].map(
-    () => Number(run(process.execPath, ["-e", "console.log(process.resourceUsage().maxRSS)"]).stdout) / 1024,
-  ),
+  [0, 1, 2].map(() => peakRssMb(["-e", "console.log(process.resourceUsage().maxRSS)"])),
 );
 console.log(`\nan empty node process peaks at ${emptyNodeRssMb.toFixed(1)} MB`);
 

@@ -1,3 +1,4 @@
+import { open } from "node:fs/promises";
 import { BaselineError } from "./errors.js";
 import { userGitEnvironment } from "./git-env.js";
 import { runGit } from "./git-process.js";
@@ -55,13 +56,21 @@ const MAGIC = "cas-baseline-manifest 2";
 const MODE_GITLINK = 0o160000;
 
 /**
- * The manifest's bytes: a header line `cas-baseline-manifest 2 <commit>`, then the index `git read-tree`
- * wrote for the commit's tree, byte for byte (`gitformat-index`: each entry's mode, blob id and path, in
- * git's order). Nothing is measured or compressed: the index is already in memory, and writing it whole
- * costs less than any encoding (terraform's 5,457 entries: 790 KB).
+ * Writes the manifest of `commit` to the new file `path` (which must not exist: `EEXIST`): a header line
+ * `cas-baseline-manifest 2 <commit>`, then the index `git read-tree` wrote for the commit's tree, byte for
+ * byte (`gitformat-index`: each entry's mode, blob id and path, in git's order). Nothing is measured,
+ * encoded or copied: the index is already in memory, and is written as it is (terraform's 5,457 entries:
+ * 790 KB). Throws the filesystem's error.
  */
-export function encodeManifest(commit: string, index: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`${MAGIC} ${commit}\n`), index]);
+export async function writeManifest(path: string, commit: string, index: Buffer): Promise<void> {
+  const file = await open(path, "wx");
+  try {
+    // writeFile, unlike one write or writev, goes on until every byte is written.
+    await file.writeFile(`${MAGIC} ${commit}\n`);
+    await file.writeFile(index);
+  } finally {
+    await file.close();
+  }
 }
 
 /**

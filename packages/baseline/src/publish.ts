@@ -1,7 +1,6 @@
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MANIFEST, slotPath } from "./layout.js";
-import { encodeManifest } from "./manifest.js";
+import { writeManifest } from "./manifest.js";
 import { encodeSlotRecord } from "./slot-record.js";
 import { openStore, prepareStore, storeError } from "./store.js";
 import type { WrittenTree } from "./write-tree.js";
@@ -50,7 +49,7 @@ export async function publishSlot(
       signal,
       build: async (staging, context) => {
         const { files, bytes, index } = await options.writeTree(staging, context.signal);
-        await writeFile(join(staging, MANIFEST), encodeManifest(commit, index), { flag: "wx" });
+        await writeManifest(join(staging, MANIFEST), commit, index);
         return encodeSlotRecord({ commit, files, bytes });
       },
     });
