@@ -64,6 +64,9 @@ export function parseIndex(bytes: Buffer, oidBytes: number): ParsedIndex {
     );
   }
   const count = bytes.readUInt32BE(8);
+  // No more entries than the bytes can hold, before anything is allocated for them: a manifest is an
+  // index too, and a damaged or hostile one must not make a reader allocate gigabytes.
+  if (count > (bytes.length - HEADER) / (STAT_BYTES + oidBytes + 2)) throw truncated();
   const starts = new Int32Array(count);
   const ends = new Int32Array(count);
   const modes = new Int32Array(count);
