@@ -1,7 +1,7 @@
 // checkoutFiles with real git processes: the index each process rewrites (`checkout-index --index`) is
 // what proves that every file was written, and what gives the files' sizes without reading them again.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CheckoutError, checkoutFiles } from "../src/checkout.js";
@@ -59,6 +59,35 @@ describe("checkoutFiles", () => {
     expect((error as Error).message).toContain("did not write dir1/file1.txt");
   });
 
+  it("rejects with EGIT, saying git cannot be found, when git cannot start", async () => {
+    const { tree, target, options } = await privateCheckout(3);
+    const env = { ...options.env, PATH: makeTempDir("no-git") };
+    const error = await checkoutFiles(tree.index, tree.files, { ...options, env }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(error).toMatchObject({ name: "BaselineError", code: "EGIT" });
+    expect((error as Error).message).toContain("git is not installed or not on PATH");
+    expect(readdirSync(target)).toEqual([".git"]);
+  });
+
+  it("rejects with the abort reason, once its git processes are stopped", async () => {
+    const { tree, options } = await privateCheckout(600);
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const error = await checkoutFiles(tree.index, tree.files, {
+      ...options,
+      signal: controller.signal,
+      onStarted: () => controller.abort(reason),
+    }).catch((caught: unknown) => caught);
+    expect(error).toBe(reason);
+    // Already aborted: nothing is started.
+    const again = await checkoutFiles(tree.index, tree.files, {
+      ...options,
+      signal: controller.signal,
+    }).catch((caught: unknown) => caught);
+    expect(again).toBe(reason);
+  });
+
   describe("reports git's first complaint, with the path it named as raw bytes", () => {
     /** Checks out a commit of `files` into a target prepared by `prepare`, and returns the failure. */
     async function failure(files: string[], prepare: (target: string) => void) {
@@ -105,6 +134,30 @@ describe("checkoutFiles", () => {
       });
     });
 
+    it("a file git cannot create, named before a later file that is already there", async () => {
+      const result = await failure(["a/f.txt", "z.txt"], (target) => {
+        mkdirSync(join(target, "a"));
+        immutable(join(target, "a"));
+        writeFileSync(join(target, "z.txt"), "mine");
+      });
+      expect(result).toMatchObject({ action: "create", path: "a/f.txt" });
+    });
+
+    it("no path for a complaint that names none: a corrupt object", async () => {
+      const repo = gitRepo();
+      repo.write("a.txt", "a\n");
+      const commit = repo.commit("one file");
+      const oid = repo.git("rev-parse", `${commit}:a.txt`);
+      const object = join(repo.dir, ".git", "objects", oid.slice(0, 2), oid.slice(2));
+      chmodSync(object, 0o644);
+      writeFileSync(object, "garbage");
+      const { tree, options } = await privateRepoFor(repo, commit);
+      const error = await checkoutFiles(tree.index, tree.files, options).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(CheckoutError);
+      expect((error as CheckoutError).failure).toMatchObject({ action: "other", path: undefined });
+      expect((error as CheckoutError).failure.stderr).toContain(`loose object ${oid}`);
+    });
+
     it("a directory git cannot create, its name not UTF-8", async () => {
       const name = "d\xff\xfe";
       const result = await failure([`${name}/f.txt`], (target) =>
@@ -112,6 +165,8 @@ describe("checkoutFiles", () => {
       );
       expect(result.action).toBe("mkdir");
       expect(result.path).toBe(name);
+      // The message keeps the name's bytes, shown as UTF-8 (its invalid bytes replaced).
+      expect(result.stderr).toBe("fatal: cannot create directory at 'd\ufffd\ufffd': File exists");
     });
 
     it("the first of several files git cannot create, and five lines of its complaints", async () => {

@@ -220,7 +220,7 @@ describe("parseIndex's reading of a cache-tree git never writes", () => {
   }
 
   /** The entries of a real index of `a/b/c.txt`, `a/d.txt` and `e.txt`, then `extension` and a zero hash. */
-  function withCacheTree(extension: Buffer): ParsedIndex {
+  function withCacheTree(extension: Buffer, hash = Buffer.alloc(20)): ParsedIndex {
     const repo = gitRepo();
     repo.write("a/b/c.txt", "c\n");
     repo.write("a/d.txt", "d\n");
@@ -228,7 +228,7 @@ describe("parseIndex's reading of a cache-tree git never writes", () => {
     const { bytes } = readTreeIndex(repo, repo.commit("three"));
     const parsed = parseIndex(bytes, 20);
     const entriesEnd = parsed.ends[parsed.count - 1] as number;
-    return parseIndex(Buffer.concat([bytes.subarray(0, entriesEnd), extension, Buffer.alloc(20)]), 20);
+    return parseIndex(Buffer.concat([bytes.subarray(0, entriesEnd), extension, hash]), 20);
   }
 
   const sound: [string, number, number][] = [
@@ -247,6 +247,9 @@ describe("parseIndex's reading of a cache-tree git never writes", () => {
     expect(flatten(withCacheTree(cacheTree(sound, 500)).trees)).toHaveLength(3);
     // Counts of several digits.
     expect(flatten(withCacheTree(cacheTree([["", 1234, 0]])).trees)).toEqual([["", 1234]]);
+    const twelve: [string, number, number][] = [["", 12, 12]];
+    for (let i = 10; i < 22; i++) twelve.push([`d${i}`, 1, 0]);
+    expect(flatten(withCacheTree(cacheTree(twelve)).trees)).toHaveLength(13);
   });
 
   it("has no trees when one is malformed", () => {
@@ -279,6 +282,18 @@ describe("parseIndex's reading of a cache-tree git never writes", () => {
     ];
     for (const [label, extension] of cases) {
       expect(withCacheTree(extension).trees, label).toBeUndefined();
+    }
+    // Cut inside a name, an entry count or a subtree count, with nothing after that could end it (a hash
+    // without a NUL, a space or a newline): no runaway read.
+    const header = (data: string) => {
+      const bytes = Buffer.alloc(8 + data.length);
+      bytes.write("TREE", 0, "latin1");
+      bytes.writeUInt32BE(data.length, 4);
+      bytes.write(data, 8, "latin1");
+      return bytes;
+    };
+    for (const data of ["abc", "\u00003", "\u00003 1"]) {
+      expect(withCacheTree(header(data), Buffer.alloc(20, 0xff)).trees, JSON.stringify(data)).toBeUndefined();
     }
   });
 });

@@ -2,7 +2,7 @@
 // lists for the commit. A manifest this version did not write (another header, another commit id, an
 // index cut short) decodes to nothing, so that verify reports it instead of trusting it.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeManifest, readTreeEntries, writeManifest } from "../src/manifest.js";
@@ -60,6 +60,16 @@ describe("writeManifest and decodeManifest", () => {
       ]);
     });
   }
+
+  it("closes the file it wrote", async () => {
+    const repo = gitRepo();
+    const commit = richCommit(repo);
+    const index = readTreeIndex(repo, commit);
+    const open = () => readdirSync("/proc/self/fd").length;
+    const before = open();
+    await writeManifest(join(makeTempDir("slot"), "manifest"), commit, index);
+    expect(open()).toBe(before);
+  });
 
   it("never writes over an existing file", async () => {
     const repo = gitRepo();
