@@ -231,20 +231,29 @@ describe("EntryStore.publish when an evictor removes the slot's parent", () => {
   );
 });
 
+/**
+ * A cache whose slot "abc" holds debris (a directory without a sentinel), and a worker running `makeWay`
+ * on it under strace, which traces rmdir and rename and applies `inject`.
+ */
+async function makeWayOverDebris(inject: string[]) {
+  const cache = await makeCache();
+  const slot = cache.slot("abc");
+  await mkdir(slot, { recursive: true });
+  await writeFile(join(slot, "junk"), "debris");
+  const output = await traced();
+  const worker = startEntryWorker(
+    { root: cache.root, calls: [{ op: "makeWay", name: "abc" }] },
+    { trace: `${RMDIR},${RENAME}`, inject, output },
+  );
+  return { cache, slot, output, worker };
+}
+
 describe("EntryStore.makeWay when debris turns into a complete entry", () => {
   kernelTest(
     "strace",
     "puts back a complete entry that replaced the debris just before the move",
     async () => {
-      const cache = await makeCache();
-      const slot = cache.slot("abc");
-      await mkdir(slot, { recursive: true });
-      await writeFile(join(slot, "junk"), "debris");
-      const output = await traced();
-      const worker = startEntryWorker(
-        { root: cache.root, calls: [{ op: "makeWay", name: "abc" }] },
-        { trace: `${RMDIR},${RENAME}`, inject: [`${RMDIR}:delay_enter=${DELAY}`], output },
-      );
+      const { cache, slot, output, worker } = await makeWayOverDebris([`${RMDIR}:delay_enter=${DELAY}`]);
       await waitForTrace(output, new RegExp(`rmdir\\(${quoted(slot)}"`));
       await rm(slot, { recursive: true });
       expect((await publishEntry(cache, "abc")).outcome).toBe("built");
@@ -265,19 +274,10 @@ describe("EntryStore.makeWay when debris turns into a complete entry", () => {
     "strace",
     "leaves alone a complete entry published after the debris vanished from under its move",
     async () => {
-      const cache = await makeCache();
-      const slot = cache.slot("abc");
-      await mkdir(slot, { recursive: true });
-      await writeFile(join(slot, "junk"), "debris");
-      const output = await traced();
-      const worker = startEntryWorker(
-        { root: cache.root, calls: [{ op: "makeWay", name: "abc" }] },
-        {
-          trace: `${RMDIR},${RENAME}`,
-          inject: [`${RMDIR}:delay_exit=${DELAY}`, `${RENAME}:delay_exit=${DELAY}`],
-          output,
-        },
-      );
+      const { cache, slot, output, worker } = await makeWayOverDebris([
+        `${RMDIR}:delay_exit=${DELAY}`,
+        `${RENAME}:delay_exit=${DELAY}`,
+      ]);
       await waitForTrace(output, new RegExp(`rmdir\\(${quoted(slot)}"\\) = -1 ENOTEMPTY`));
       // Another repair takes the debris first: the move into the trash will find nothing.
       await rm(slot, { recursive: true });
@@ -300,19 +300,10 @@ describe("EntryStore.makeWay when debris turns into a complete entry", () => {
     "strace",
     "removes the one it moved, with a warning, when another was published before it could put it back",
     async () => {
-      const cache = await makeCache();
-      const slot = cache.slot("abc");
-      await mkdir(slot, { recursive: true });
-      await writeFile(join(slot, "junk"), "debris");
-      const output = await traced();
-      const worker = startEntryWorker(
-        { root: cache.root, calls: [{ op: "makeWay", name: "abc" }] },
-        {
-          trace: `${RMDIR},${RENAME}`,
-          inject: [`${RMDIR}:delay_enter=${DELAY}`, `${RENAME}:delay_exit=${DELAY}`],
-          output,
-        },
-      );
+      const { cache, slot, output, worker } = await makeWayOverDebris([
+        `${RMDIR}:delay_enter=${DELAY}`,
+        `${RENAME}:delay_exit=${DELAY}`,
+      ]);
       await waitForTrace(output, new RegExp(`rmdir\\(${quoted(slot)}"`));
       await rm(slot, { recursive: true });
       expect((await publishEntry(cache, "abc")).outcome).toBe("built");
