@@ -47,7 +47,7 @@ export async function readTreeEntries(
       throw new BaselineError("EGIT", `git ls-tree ${commit} printed a line it should not have`);
     }
     if (type !== "blob") continue;
-    entries.push({ mode: canonicalMode(mode), oid, path: record.subarray(tab + 1) });
+    entries.push({ mode: canonicalMode(Number.parseInt(mode, 8)), oid, path: record.subarray(tab + 1) });
   }
   return entries;
 }
@@ -94,15 +94,16 @@ export function decodeManifest(bytes: Buffer): { commit: string; entries: Manife
     const mode = index.modes[i] as number;
     if (mode === MODE_GITLINK) continue;
     entries.push({
-      mode: canonicalMode(mode.toString(8)),
+      mode: canonicalMode(mode),
       oid: entryOid(index, i),
       path: entryPath(index, i),
     });
   }
   return { commit, entries };
 }
+
 /** git's own reading of a blob's mode: a symlink, or a file that is executable when its owner may run it. */
-function canonicalMode(mode: string): EntryMode {
-  if (mode === "120000") return "120000";
-  return (Number.parseInt(mode, 8) & 0o100) !== 0 ? "100755" : "100644";
+function canonicalMode(mode: number): EntryMode {
+  if (mode === 0o120000) return "120000";
+  return (mode & 0o100) !== 0 ? "100755" : "100644";
 }
