@@ -43,6 +43,17 @@ function isWhole(slot: string): boolean {
 /** A 4-digit prefix no slot of `commit` starts with. */
 const otherPrefix = (commit: string) => (commit.startsWith("f") ? "0000" : "ffff");
 
+/** A store of `cacheRoot` whose evictions let a hit of `commit` (through the public API) land just before the claim. */
+function storeWithHitBeforeClaim(repo: string, commit: string, cacheRoot: string) {
+  return openStore(cacheRoot, {
+    hooks: {
+      beforeClaim: async () => {
+        expect((await materializeBaseline({ path: repo, base: commit, cacheRoot })).cache).toBe("hit");
+      },
+    },
+  });
+}
+
 describe("removeBaseline finds the slot a commit names", () => {
   it("by a unique prefix, not counting debris whose name starts with it", async () => {
     const { commit, cacheRoot, slot } = await cachedSlot();
@@ -160,13 +171,7 @@ describe("removeBaseline racing other processes and writers", () => {
 
   it("without force keeps a slot a hit used while it was being claimed, as EBUSY", async () => {
     const { repo, commit, cacheRoot, slot } = await cachedSlot();
-    const store = openStore(cacheRoot, {
-      hooks: {
-        beforeClaim: async () => {
-          expect((await materializeBaseline({ path: repo.dir, base: commit, cacheRoot })).cache).toBe("hit");
-        },
-      },
-    });
+    const store = storeWithHitBeforeClaim(repo.dir, commit, cacheRoot);
     await expect(removeWith(store, cacheRoot, commit, { minAgeMs: 0 })).rejects.toMatchObject({
       code: "EBUSY",
       path: slot,
@@ -176,13 +181,7 @@ describe("removeBaseline racing other processes and writers", () => {
 
   it("with force removes a slot even if a hit used it while it was being claimed", async () => {
     const { repo, commit, cacheRoot, slot } = await cachedSlot();
-    const store = openStore(cacheRoot, {
-      hooks: {
-        beforeClaim: async () => {
-          expect((await materializeBaseline({ path: repo.dir, base: commit, cacheRoot })).cache).toBe("hit");
-        },
-      },
-    });
+    const store = storeWithHitBeforeClaim(repo.dir, commit, cacheRoot);
     await expect(removeWith(store, cacheRoot, commit, { force: true })).resolves.toMatchObject({
       commit,
       path: slot,
